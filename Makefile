@@ -1,0 +1,30 @@
+SHELL := /bin/bash
+NPM_STAMP := node_modules/.stamp
+
+.PHONY: all build check test demo bench system-deps clean
+
+all: build
+
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+## build: bundle bin/dist and transpile everything into out/
+build: $(NPM_STAMP)
+	node scripts/build.mjs
+
+## check: typecheck and lint (layer boundaries, no skipped tests)
+check: $(NPM_STAMP)
+	npx tsc -p .
+	node scripts/lint.mjs
+
+## system-deps: the registry and peers the tests talk to (apt-get as root)
+system-deps:
+	bash scripts/install-deps.sh
+
+## test: install what is needed, build, check, and run every test
+test: system-deps build check
+	node --test --test-timeout=600000 --test-reporter=spec $$(find out/test -name '*.test.js' | sort)
+
+clean:
+	rm -rf out

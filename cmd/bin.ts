@@ -1,0 +1,29 @@
+#!/usr/bin/env node
+import { main } from './main.js';
+
+// The process edge: real stdio, env, signals and the exit status.
+const controller = new AbortController();
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => controller.abort(new Error(`interrupted by ${sig}`)));
+}
+// A closed stdout (`dist get ... | head`) must not crash with an unhandled EPIPE.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+});
+
+main(process.argv.slice(2), {
+  stdin: () => process.stdin,
+  stdout: process.stdout,
+  stderr: process.stderr,
+  env: process.env,
+  isTTY: Boolean(process.stdout.isTTY),
+  signal: controller.signal,
+}).then(
+  (status) => {
+    process.exitCode = status;
+  },
+  (err) => {
+    process.stderr.write(`dist: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

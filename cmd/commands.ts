@@ -1,0 +1,10 @@
+import { active } from './active.js';
+import { del } from './delete.js';
+import { get } from './get.js';
+import { ingest } from './ingest.js';
+import { list } from './list.js';
+import { path } from './path.js';
+import type { Command } from './spec.js';
+
+/** Every command, in the order `dist --help` lists them. */
+export const COMMANDS: Command[] = [ingest, active, list, path, del, get];

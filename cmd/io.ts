@@ -1,0 +1,67 @@
+import type { Readable, Writable } from 'node:stream';
+
+/** Everything a command may touch at the process edge. Tests pass their own. */
+export interface IO {
+  stdin: () => Readable;
+  stdout: Writable;
+  stderr: Writable;
+  env: NodeJS.ProcessEnv;
+  /** True when stdout is a terminal (progress redraws). */
+  isTTY: boolean;
+  signal: AbortSignal;
+}
+
+/** Writes text and waits for the stream to accept it (backpressure). */
+export function write(out: Writable, text: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    out.write(text, (err) => (err ? reject(err) : resolve()));
+  });
+}
+
+/** A tab-separated table with a header line, as `awk -F'\t'` and `cut` expect. */
+export function table(headers: string[], rows: (string | number)[][]): string {
+  return [headers, ...rows].map((r) => `${r.join('\t')}\n`).join('');
+}
+
+/** One JSON object per line. */
+export function ndjson(objects: unknown[]): string {
+  return objects.map((o) => `${JSON.stringify(o)}\n`).join('');
+}
+
+/** Decimal human size as go-units HumanSize prints it (the seed's format): 33.4MB, 1.2kB. */
+export function humanSize(bytes: number): string {
+  const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
+  let i = 0;
+  let n = bytes;
+  while (n >= 1000 && i < units.length - 1) {
+    n /= 1000;
+    i++;
+  }
+  return `${Number(n.toPrecision(4))}${units[i]}`;
+}
+
+/** Coarse human duration, go-units HumanDuration style: "3 seconds", "About a minute". */
+export function humanDuration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 1) return 'Less than a second';
+  if (s === 1) return '1 second';
+  if (s < 60) return `${s} seconds`;
+  const m = Math.round(s / 60);
+  if (m === 1) return 'About a minute';
+  if (m < 60) return `${m} minutes`;
+  const h = Math.round(m / 60);
+  if (h === 1) return 'About an hour';
+  if (h < 48) return `${h} hours`;
+  const d = Math.round(h / 24);
+  if (d < 14) return `${d} days`;
+  if (d < 60) return `${Math.round(d / 7)} weeks`;
+  if (d < 730) return `${Math.round(d / 30)} months`;
+  return `${Math.round(d / 365)} years`;
+}
+
+/** Reads whitespace-separated words from a stream (digests piped from `dist list -q`). */
+export async function readWords(input: Readable): Promise<string[]> {
+  const chunks: Buffer[] = [];
+  for await (const c of input) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8').split(/\s+/).filter(Boolean);
+}

@@ -1,0 +1,70 @@
+import type { IO } from './io.js';
+
+/** One flag of a command. The same spec feeds yargs (help, validation) and the fast parser. */
+export interface OptSpec {
+  type: 'string' | 'boolean' | 'number';
+  describe: string;
+  alias?: string | string[];
+  default?: unknown;
+  /** Repeatable string flag. */
+  array?: boolean;
+  /** Hidden from help. */
+  hidden?: boolean;
+}
+
+/** Parsed arguments: flags by their long name (and camelCase), positionals by name. */
+export type Args = Record<string, any>;
+
+/**
+ * A command: flags and positionals declared as data, and a `run` that does the work.
+ * `run` imports its library lazily so that start-up only pays for the command it runs.
+ * It returns the exit status; errors it throws are reported by cmd/main.ts.
+ */
+export interface Command {
+  /** yargs syntax: `path [digests..]`, `ingest <ref>`. */
+  command: string;
+  aliases?: string[];
+  describe: string;
+  options?: Record<string, OptSpec>;
+  positionals?: Record<string, { describe: string; type?: 'string' | 'number' }>;
+  examples?: [string, string][];
+  /** Extra text after the examples in --help. */
+  epilog?: string;
+  /** Strict positional count is not wanted (e.g. fetch hints). */
+  run(args: Args, io: IO): Promise<number>;
+}
+
+/** Flags every command takes. */
+export const GLOBAL_OPTIONS: Record<string, OptSpec> = {
+  root: {
+    type: 'string',
+    describe: 'content store root (default: $DIST_ROOT, else ./.content)',
+  },
+};
+
+export function camel(name: string): string {
+  return name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+export interface PositionalSpec {
+  name: string;
+  required: boolean;
+  variadic: boolean;
+}
+
+/** The positionals of a yargs command string: `<a>` required, `[b]` optional, `..` variadic. */
+export function positionalsOf(command: string): PositionalSpec[] {
+  return command
+    .split(/\s+/)
+    .slice(1)
+    .map((tok) => {
+      const required = tok.startsWith('<');
+      const inner = tok.slice(1, -1);
+      const variadic = inner.endsWith('..');
+      return { name: variadic ? inner.slice(0, -2) : inner, required, variadic };
+    });
+}
+
+export function commandName(c: Command): string {
+  return c.command.split(/\s+/)[0]!;
+}
