@@ -1,10 +1,13 @@
 import { active } from './active.js';
 import { del } from './delete.js';
+import { fetch } from './fetch.js';
 import { get } from './get.js';
+import { resolve } from './resolve.js';
+import { tags } from './tags.js';
 import { ingest } from './ingest.js';
 import { list } from './list.js';
 import { path } from './path.js';
 import type { Command } from './spec.js';
 
 /** Every command, in the order `dist --help` lists them. */
-export const COMMANDS: Command[] = [ingest, active, list, path, del, get];
+export const COMMANDS: Command[] = [fetch, ingest, active, list, path, del, get, resolve, tags];

@@ -2,6 +2,7 @@ import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import { DistError, sysCode } from '../errors.js';
+import { sleep } from '../sleep.js';
 
 /**
  * A lock is a `lock/` directory made with mkdir(2) inside the directory it guards
@@ -99,20 +100,4 @@ async function lockSince(dir: string): Promise<Date> {
   } catch {
     return new Date();
   }
-}
-
-/** Sleeps, waking early (with the abort reason) when the signal fires. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolvePromise, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolvePromise();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }

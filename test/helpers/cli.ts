@@ -98,3 +98,10 @@ export function requireTool(name: string): string {
   }
   throw new Error(`${name} is not installed; run 'make system-deps' (as root) to install it`);
 }
+
+/** The environment for shell pipelines: bin/dist first on PATH, no DIST_ROOT (./.content). */
+export function shellEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${join(REPO, 'bin')}:${process.env.PATH}`, ...extra };
+  delete env.DIST_ROOT;
+  return env;
+}

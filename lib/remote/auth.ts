@@ -1,0 +1,147 @@
+import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DistError, sysCode } from '../errors.js';
+
+/** Credentials for one registry. Never printed, logged, or put in an error message. */
+export interface Credentials {
+  username?: string;
+  password?: string;
+  /** An OAuth2 refresh token (`identitytoken` in config.json). */
+  identityToken?: string;
+}
+
+/** Finds credentials for a registry host. */
+export interface CredentialSource {
+  get(host: string): Promise<Credentials | undefined>;
+}
+
+/** Where credentials come from; cmd/ passes the environment in, lib/ never reads it itself. */
+export interface CredentialEnv {
+  REGISTRY_AUTH_FILE?: string;
+  DOCKER_CONFIG?: string;
+  HOME?: string;
+  PATH?: string;
+}
+
+interface AuthConfig {
+  auths?: Record<string, { auth?: string; username?: string; password?: string; identitytoken?: string }>;
+  credHelpers?: Record<string, string>;
+  credsStore?: string;
+}
+
+/** The names a host may be stored under in config.json. */
+function hostKeys(host: string): string[] {
+  if (host === 'docker.io') return ['docker.io', 'index.docker.io', 'registry-1.docker.io', 'https://index.docker.io/v1/'];
+  return [host];
+}
+
+/** Strips scheme and path from an `auths` key: `https://host:5000/v1/` -> `host:5000`. */
+function normalizeKey(key: string): string {
+  return key.replace(/^https?:\/\//, '').replace(/\/.*$/, '');
+}
+
+/**
+ * Credentials from, in order: `$REGISTRY_AUTH_FILE` (containers auth.json), then
+ * `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`. In a docker config,
+ * `credHelpers[host]`, then `credsStore`, run `docker-credential-<name> get`; else `auths`.
+ * A file that is missing is skipped; one that is not JSON is an error (EINVAL).
+ */
+export function credentialSource(env: CredentialEnv): CredentialSource {
+  const files: string[] = [];
+  if (env.REGISTRY_AUTH_FILE) files.push(env.REGISTRY_AUTH_FILE);
+  if (env.DOCKER_CONFIG) files.push(join(env.DOCKER_CONFIG, 'config.json'));
+  else if (env.HOME) files.push(join(env.HOME, '.docker', 'config.json'));
+  let loaded: Promise<AuthConfig[]> | undefined;
+  const load = () =>
+    (loaded ??= Promise.all(
+      files.map(async (f) => {
+        let text: string;
+        try {
+          text = await readFile(f, 'utf8');
+        } catch (err) {
+          if (sysCode(err) === 'ENOENT') return {};
+          throw err;
+        }
+        try {
+          return JSON.parse(text) as AuthConfig;
+        } catch {
+          throw new DistError('EINVAL', `${f}: not valid JSON`);
+        }
+      }),
+    ));
+  return {
+    async get(host) {
+      for (const config of await load()) {
+        const keys = hostKeys(host);
+        const helper = keys.map((k) => config.credHelpers?.[k]).find(Boolean) ?? config.credsStore;
+        if (helper) {
+          const found = await runHelper(helper, host === 'docker.io' ? 'https://index.docker.io/v1/' : host, env);
+          if (found) return found;
+          continue;
+        }
+        for (const [key, entry] of Object.entries(config.auths ?? {})) {
+          if (!keys.includes(key) && !keys.includes(normalizeKey(key))) continue;
+          if (entry.identitytoken) return { identityToken: entry.identitytoken };
+          if (entry.auth) {
+            const decoded = Buffer.from(entry.auth, 'base64').toString('utf8');
+            const colon = decoded.indexOf(':');
+            if (colon < 0) throw new DistError('EINVAL', `credentials for ${host} in config.json are malformed`);
+            return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+          }
+          if (entry.username) return { username: entry.username, password: entry.password };
+        }
+      }
+      return undefined;
+    },
+  };
+}
+
+/** Runs `docker-credential-<name> get`; "credentials not found" is not an error. */
+function runHelper(name: string, serverUrl: string, env: CredentialEnv): Promise<Credentials | undefined> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(`docker-credential-${name}`, ['get'], { stdio: ['pipe', 'pipe', 'pipe'], env: { PATH: env.PATH ?? '/usr/bin:/bin', HOME: env.HOME } });
+    let out = '';
+    child.stdout.on('data', (c) => (out += c));
+    child.on('error', () => reject(new DistError('EINVAL', `credential helper docker-credential-${name} is not installed`)));
+    child.on('close', (code) => {
+      if (code !== 0) {
+        if (/not found/i.test(out)) return resolve(undefined);
+        return reject(new DistError('EREMOTE', `credential helper docker-credential-${name} failed (exit ${code})`));
+      }
+      try {
+        const j = JSON.parse(out);
+        if (j.Username === '<token>') resolve({ identityToken: j.Secret });
+        else resolve({ username: j.Username, password: j.Secret });
+      } catch {
+        reject(new DistError('EREMOTE', `credential helper docker-credential-${name} printed no JSON`));
+      }
+    });
+    child.stdin.end(serverUrl);
+  });
+}
+
+/** A parsed WWW-Authenticate challenge. */
+export interface Challenge {
+  scheme: 'bearer' | 'basic';
+  params: Record<string, string>;
+}
+
+/** Parses `Bearer realm="...",service="...",scope="..."` or `Basic realm="..."`. */
+export function parseChallenge(header: string | string[] | undefined): Challenge | undefined {
+  const text = Array.isArray(header) ? header[0] : header;
+  if (!text) return undefined;
+  const m = /^\s*(\w+)\s*(.*)$/.exec(text);
+  if (!m) return undefined;
+  const scheme = m[1]!.toLowerCase();
+  if (scheme !== 'bearer' && scheme !== 'basic') return undefined;
+  const params: Record<string, string> = {};
+  const re = /(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))/g;
+  let p: RegExpExecArray | null;
+  while ((p = re.exec(m[2]!))) params[p[1]!.toLowerCase()] = (p[2] ?? p[3] ?? '').replace(/\\(.)/g, '$1');
+  return { scheme, params };
+}
+
+export function basicHeader(c: Credentials): string {
+  return `Basic ${Buffer.from(`${c.username ?? ''}:${c.password ?? ''}`).toString('base64')}`;
+}

@@ -1,0 +1,241 @@
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { parseDigest } from '../digest.js';
+import { DistError } from '../errors.js';
+import { MANIFEST_TYPES, MAX_MANIFEST_BYTES, type Descriptor } from '../image/mediatypes.js';
+import { statusError, type RegistryClient, type Response } from './client.js';
+import type { Locator } from './locator.js';
+
+const header = (res: Response, name: string): string | undefined => {
+  const v = res.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+};
+
+/** A fetched object: its descriptor and a body stream the caller must consume. */
+export interface Fetched {
+  descriptor: Descriptor;
+  body: Readable;
+}
+
+function what(loc: Locator, reference: string): string {
+  return `${loc.host}/${loc.repository}${reference.includes(':') ? '@' : ':'}${reference}`;
+}
+
+/**
+ * Resolves a tag or digest to the manifest's descriptor: HEAD first (cheap; Docker Hub does
+ * not count it against rate limits), then GET when HEAD gives no digest.
+ * Errors: ENOENT (unknown manifest), EREMOTE, EINTEGRITY, EINVAL (over 4 MiB, not JSON).
+ */
+export async function resolve(client: RegistryClient, loc: Locator, reference: string, accept: readonly string[] = MANIFEST_TYPES, signal?: AbortSignal): Promise<Descriptor> {
+  const res = await client.request(loc, {
+    method: 'HEAD',
+    path: `/v2/${loc.repository}/manifests/${reference}`,
+    headers: { accept: accept.join(', ') },
+    signal,
+  });
+  await res.body.dump();
+  if (res.statusCode === 200) {
+    const digest = header(res, 'docker-content-digest');
+    const size = Number(header(res, 'content-length'));
+    const mediaType = header(res, 'content-type')?.split(';')[0]?.trim();
+    if (digest && Number.isSafeInteger(size) && mediaType && (!reference.includes(':') || digest === reference)) {
+      parseDigest(digest);
+      if (size > MAX_MANIFEST_BYTES) throw tooLarge(loc, reference, size);
+      return { mediaType, digest, size };
+    }
+  } else if (res.statusCode === 404) {
+    throw new DistError('ENOENT', `${what(loc, reference)}: manifest not found`);
+  }
+  return (await fetchManifest(client, loc, reference, accept, signal)).descriptor;
+}
+
+function tooLarge(loc: Locator, reference: string, size: number | string): DistError {
+  return new DistError('EINVAL', `${what(loc, reference)}: manifest of ${size} bytes is over the 4 MiB limit`);
+}
+
+/**
+ * Fetches a manifest or index, bounded to 4 MiB, verified against the digest it was asked by
+ * (or the registry's Docker-Content-Digest for a tag), and checked to be a JSON object.
+ */
+export async function fetchManifest(
+  client: RegistryClient,
+  loc: Locator,
+  reference: string,
+  accept: readonly string[] = MANIFEST_TYPES,
+  signal?: AbortSignal,
+): Promise<{ descriptor: Descriptor; bytes: Buffer }> {
+  const res = await client.request(loc, {
+    path: `/v2/${loc.repository}/manifests/${reference}`,
+    headers: { accept: accept.join(', ') },
+    signal,
+  });
+  if (res.statusCode !== 200) {
+    if (res.statusCode === 404) {
+      await res.body.dump();
+      throw new DistError('ENOENT', `${what(loc, reference)}: manifest not found`);
+    }
+    throw await statusError(res, what(loc, reference));
+  }
+  const length = Number(header(res, 'content-length'));
+  if (length > MAX_MANIFEST_BYTES) {
+    res.body.destroy();
+    throw tooLarge(loc, reference, length);
+  }
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of res.body) {
+    n += (c as Buffer).length;
+    if (n > MAX_MANIFEST_BYTES) {
+      res.body.destroy();
+      throw tooLarge(loc, reference, `more than ${MAX_MANIFEST_BYTES}`);
+    }
+    chunks.push(c as Buffer);
+  }
+  const bytes = Buffer.concat(chunks);
+  const wanted = reference.includes(':') ? parseDigest(reference) : undefined;
+  const algorithm = wanted?.algorithm ?? 'sha256';
+  const digest = `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}`;
+  if (wanted && digest !== wanted.text) {
+    throw new DistError('EINTEGRITY', `${what(loc, reference)}: digest mismatch: the registry sent ${digest}`, { digest: wanted.text, found: digest });
+  }
+  const claimed = header(res, 'docker-content-digest');
+  if (!wanted && claimed && claimed.startsWith('sha256:') && claimed !== digest) {
+    throw new DistError('EINTEGRITY', `${what(loc, reference)}: the registry says ${claimed} but sent ${digest}`, { digest: claimed, found: digest });
+  }
+  let doc: { mediaType?: unknown };
+  try {
+    doc = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    throw new DistError('EINVAL', `${what(loc, reference)}: manifest is not valid JSON`);
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
+    throw new DistError('EINVAL', `${what(loc, reference)}: manifest is not a JSON object`);
+  }
+  const mediaType = (typeof doc.mediaType === 'string' ? doc.mediaType : undefined) ?? header(res, 'content-type')?.split(';')[0]?.trim() ?? 'application/octet-stream';
+  return { descriptor: { mediaType, digest, size: bytes.length }, bytes };
+}
+
+export interface BlobOptions {
+  /** Start at this byte (HTTP Range). */
+  offset?: number;
+  /** The blob's size when known: a body that ends early is then resumed too. */
+  size?: number;
+  signal?: AbortSignal;
+  /** Resumes after a broken body (default 5). */
+  maxResumes?: number;
+  /** Called when a broken body is resumed: `from` is the blob offset asked for. */
+  onResume?: (info: { from: number; honoured: boolean; reason: string }) => void;
+}
+
+/**
+ * Opens a blob as a stream of its bytes from `offset`. A body that breaks midway is
+ * re-requested with Range from the last byte delivered; a server that answers 200 instead of
+ * 206 has the bytes already delivered skipped. The stream's bytes are not verified here: the
+ * caller hashes what it writes (fetch and ingest both do).
+ * Errors: ENOENT (404), EREMOTE, EBADSIZE (the server's length disagrees with `size`).
+ */
+export async function openBlob(client: RegistryClient, loc: Locator, digest: string, opts: BlobOptions = {}): Promise<Fetched & { status: number }> {
+  parseDigest(digest);
+  const start = opts.offset ?? 0;
+  const first = await requestBlob(client, loc, digest, start, opts.signal);
+  let total = opts.size;
+  const len = Number(header(first.res, 'content-length'));
+  if (total === undefined && Number.isSafeInteger(len)) total = first.skip + len;
+  if (opts.size !== undefined && Number.isSafeInteger(len) && first.skip + len !== opts.size) {
+    first.res.body.destroy();
+    throw new DistError('EBADSIZE', `${digest}: the registry serves ${first.skip + len} bytes, the descriptor says ${opts.size}`, { digest });
+  }
+  const maxResumes = opts.maxResumes ?? 5;
+  async function* bytes(): AsyncGenerator<Buffer> {
+    let res = first.res;
+    let skip = start - first.skip; // bytes of this body before `start` (the server ignored Range)
+    let pos = start;
+    let resumes = 0;
+    for (;;) {
+      let reason: string | undefined;
+      try {
+        for await (const raw of res.body) {
+          let chunk = raw as Buffer;
+          if (skip > 0) {
+            if (chunk.length <= skip) {
+              skip -= chunk.length;
+              continue;
+            }
+            chunk = chunk.subarray(skip);
+            skip = 0;
+          }
+          pos += chunk.length;
+          yield chunk;
+        }
+        if (total === undefined || pos >= total) return;
+        reason = `body ended at byte ${pos} of ${total}`;
+      } catch (err) {
+        if (opts.signal?.aborted) throw err;
+        reason = (err as { code?: string }).code ?? (err as Error).message;
+      }
+      if (resumes++ >= maxResumes) {
+        throw new DistError('EREMOTE', `${digest}: download broke at byte ${pos} (${reason}); gave up after ${maxResumes} resumes`, { digest, offset: pos });
+      }
+      const next = await requestBlob(client, loc, digest, pos, opts.signal);
+      opts.onResume?.({ from: pos, honoured: next.skip === pos, reason });
+      res = next.res;
+      skip = pos - next.skip;
+    }
+  }
+  return {
+    status: first.res.statusCode,
+    descriptor: { mediaType: header(first.res, 'content-type') ?? 'application/octet-stream', digest, size: total ?? -1 },
+    body: Readable.from(bytes(), { objectMode: false, highWaterMark: 1 << 20 }),
+  };
+}
+
+/** One GET of a blob from `from`. `skip`: the blob offset the body starts at (0 if Range was ignored). */
+async function requestBlob(client: RegistryClient, loc: Locator, digest: string, from: number, signal?: AbortSignal): Promise<{ res: Response; skip: number }> {
+  const res = await client.request(loc, {
+    path: `/v2/${loc.repository}/blobs/${digest}`,
+    headers: from > 0 ? { range: `bytes=${from}-` } : {},
+    signal,
+  });
+  if (res.statusCode === 206) {
+    const m = /bytes (\d+)-/.exec(header(res, 'content-range') ?? '');
+    const at = m ? Number(m[1]) : from;
+    if (at !== from) {
+      res.body.destroy();
+      throw new DistError('EREMOTE', `${digest}: asked for bytes from ${from}, the server sent from ${at}`);
+    }
+    return { res, skip: from };
+  }
+  if (res.statusCode === 200) return { res, skip: 0 };
+  if (res.statusCode === 404) {
+    await res.body.dump();
+    throw new DistError('ENOENT', `${loc.host}/${loc.repository}@${digest}: blob not found`, { digest });
+  }
+  if (res.statusCode === 416) {
+    await res.body.dump();
+    throw new DistError('EINVAL', `${digest}: offset ${from} is past the end of the blob`, { digest });
+  }
+  throw await statusError(res, `${loc.host}/${loc.repository}@${digest}`);
+}
+
+/**
+ * Lists a repository's tags, following the registry's `Link: <...>; rel="next"` pages.
+ * Errors: ENOENT (unknown repository), EREMOTE.
+ */
+export async function* listTags(client: RegistryClient, loc: Locator, pageSize = 1000, signal?: AbortSignal): AsyncGenerator<string> {
+  let path: string | undefined = `/v2/${loc.repository}/tags/list?n=${pageSize}`;
+  while (path) {
+    const res = await client.request(loc, { path, signal });
+    if (res.statusCode !== 200) {
+      if (res.statusCode === 404) {
+        await res.body.dump();
+        throw new DistError('ENOENT', `${loc.host}/${loc.repository}: repository not found`);
+      }
+      throw await statusError(res, `${loc.host}/${loc.repository}`);
+    }
+    const body = (await res.body.json()) as { tags?: string[] | null };
+    for (const t of body.tags ?? []) yield t;
+    const link = header(res, 'link');
+    const m = link ? /<([^>]+)>\s*;\s*rel="?next"?/.exec(link) : null;
+    path = m ? (m[1]!.startsWith('/') ? m[1] : new URL(m[1]!).pathname + new URL(m[1]!).search) : undefined;
+  }
+}
