@@ -5,6 +5,7 @@ import { createServer, type Server } from 'node:http';
 import { createServer as netServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
+import { Agent } from 'undici';
 import { requireTool } from './cli.js';
 import { tempDir } from './tmp.js';
 
@@ -13,6 +14,8 @@ export interface Registry {
   host: string;
   url: string;
   dir: string;
+  /** With tls: the certificate to trust. */
+  caFile?: string;
   /** For authenticated registries: the good credentials. */
   user?: string;
   password?: string;
@@ -32,6 +35,8 @@ export async function freePort(): Promise<number> {
 
 export interface RegistryOptions {
   auth?: 'htpasswd' | 'token';
+  /** Serve HTTPS with a fresh self-signed certificate for 127.0.0.1 (its PEM path is `caFile`). */
+  tls?: boolean;
 }
 
 /**
@@ -58,6 +63,15 @@ export async function startRegistry(t: Hook, opts: RegistryOptions = {}): Promis
     token = await startTokenServer(dir, user, password);
     auth = `auth:\n  token:\n    realm: ${token.realm}\n    service: dist-test\n    issuer: dist-test-issuer\n    rootcertbundle: ${token.certPath}\n`;
   }
+  let tls = '';
+  let caFile: string | undefined;
+  if (opts.tls) {
+    requireTool('openssl');
+    caFile = join(dir, 'tls.crt');
+    const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', join(dir, 'tls.key'), '-out', caFile, '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`openssl failed: ${r.stderr}`);
+    tls = `  tls:\n    certificate: ${caFile}\n    key: ${join(dir, 'tls.key')}\n`;
+  }
   const config = `version: 0.1
 log:
   level: error
@@ -73,7 +87,7 @@ storage:
       enabled: false
 http:
   addr: ${host}
-${auth}`;
+${tls}${auth}`;
   await writeFile(join(dir, 'config.yml'), config);
   const child: ChildProcess = spawn('docker-registry', ['serve', join(dir, 'config.yml')], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
@@ -90,16 +104,21 @@ ${auth}`;
   t.after(stop);
   for (let i = 0; ; i++) {
     try {
-      const res = await fetch(`http://${host}/v2/`);
-      await res.arrayBuffer();
-      if (res.status === 200 || res.status === 401) break;
+      if (opts.tls) {
+        const ok = spawnSync('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--cacert', caFile!, `https://${host}/v2/`], { encoding: 'utf8' });
+        if (ok.stdout === '200' || ok.stdout === '401') break;
+      } else {
+        const res = await fetch(`http://${host}/v2/`);
+        await res.arrayBuffer();
+        if (res.status === 200 || res.status === 401) break;
+      }
     } catch {
       /* not up yet */
     }
     if (child.exitCode !== null || i > 200) throw new Error(`docker-registry did not start: ${stderr}`);
     await delay(25);
   }
-  return { host, url: `http://${host}`, dir, user: opts.auth ? user : undefined, password: opts.auth ? password : undefined, stop };
+  return { host, url: `${opts.tls ? 'https' : 'http'}://${host}`, dir, caFile, user: opts.auth ? user : undefined, password: opts.auth ? password : undefined, stop };
 }
 
 interface TokenServer {
@@ -190,6 +209,7 @@ async function authFor(res: Response, reg: Registry, scope: string): Promise<str
 export async function pushFromLayout(reg: Registry, layoutDir: string, repo: string, tag: string, digest: string, mediaType: string): Promise<void> {
   const scope = `repository:${repo}:pull,push`;
   let authorization: string | undefined;
+  const dispatcher = reg.caFile ? new Agent({ connect: { ca: await readFile(reg.caFile, 'utf8') } }) : undefined;
   const call = async (method: string, path: string, body?: Buffer, headers: Record<string, string> = {}): Promise<Response> => {
     for (let i = 0; i < 2; i++) {
       const res = await fetch(path.startsWith('http') ? path : `${reg.url}${path}`, {
@@ -197,7 +217,8 @@ export async function pushFromLayout(reg: Registry, layoutDir: string, repo: str
         body,
         headers: { ...headers, ...(authorization ? { authorization } : {}) },
         redirect: 'manual',
-      });
+        ...(dispatcher ? { dispatcher } : {}),
+      } as RequestInit);
       if (res.status === 401 && i === 0) {
         await res.arrayBuffer();
         authorization = await authFor(res, reg, scope);
