@@ -1,4 +1,5 @@
 import { active } from './active.js';
+import { apply } from './apply.js';
 import { del } from './delete.js';
 import { fetch } from './fetch.js';
 import { get } from './get.js';
@@ -10,4 +11,4 @@ import { path } from './path.js';
 import type { Command } from './spec.js';
 
 /** Every command, in the order `dist --help` lists them. */
-export const COMMANDS: Command[] = [fetch, ingest, active, list, path, del, get, resolve, tags];
+export const COMMANDS: Command[] = [fetch, ingest, active, list, path, del, get, apply, resolve, tags];

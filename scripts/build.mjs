@@ -32,6 +32,9 @@ await build({
   minify: true,
   sourcemap: 'linked',
   chunkNames: 'chunks/[name]-[hash]',
+  // Loaded from node_modules at run time: lib/archive/tar.ts patches its PAX decoder, and the
+  // patch must reach the very module instance the extractor uses (tests use the same one).
+  external: ['tar-stream'],
   // CommonJS dependencies (proper-lockfile) call require() on node builtins.
   banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
   logLevel: 'warning',
