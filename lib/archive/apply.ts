@@ -90,7 +90,9 @@ export async function applyLayer(target: string, input: Readable, opts: ApplyOpt
     await (pipeline as (...args: unknown[]) => Promise<void>)(...stages, { signal: opts.signal });
   } catch (err) {
     if (opts.signal?.aborted) throw err;
-    throw describe(err, compression, rawBytes, tarBytes);
+    // tar-stream keeps the offset of the header it is decoding; it names a corrupt header exactly.
+    const parsed = (extract as unknown as { _offset?: number })._offset;
+    throw describe(err, compression, rawBytes, typeof parsed === 'number' ? parsed : tarBytes);
   }
   applier.finish();
   return {
@@ -123,7 +125,7 @@ function describe(err: unknown, compression: Compression, rawBytes: number, tarB
     return new DistError('EINVAL', `corrupt zstd stream near compressed byte ${rawBytes}: ${msg}`, { cause: err });
   }
   if (/tar header|Invalid header|Unexpected end|Header exceeds|premature|unknown format/i.test(msg) || code === 'ERR_STREAM_PREMATURE_CLOSE') {
-    return new DistError('EINVAL', `corrupt tar near byte ${tarBytes}: ${msg}`, { cause: err });
+    return new DistError('EINVAL', `corrupt tar at byte ${tarBytes}: ${msg}`, { cause: err });
   }
   if (code) return new DistError('EIO', msg, { cause: err, syscode: code });
   return err;
