@@ -9,7 +9,9 @@ export type Entry = string | Buffer | null | { symlink: string } | { hardlink: s
 
 export interface LayerSpec {
   /** path -> content; a trailing '/' or null makes a directory. */
-  files: Record<string, Entry>;
+  files?: Record<string, Entry>;
+  /** A ready-made uncompressed tar instead of `files`. */
+  tar?: Buffer;
   compression?: 'gzip' | 'zstd' | 'none';
 }
 
@@ -80,8 +82,9 @@ export async function buildImage(
   const descs = [];
   const diffIds: string[] = [];
   for (const l of layers) {
-    const spec: LayerSpec = 'files' in l && typeof l.files === 'object' && l.files !== null && !Buffer.isBuffer(l.files) ? (l as LayerSpec) : { files: l as Record<string, Entry> };
-    const raw = await makeTar(spec.files);
+    const isSpec = ('files' in l && typeof l.files === 'object' && l.files !== null && !Buffer.isBuffer(l.files)) || Buffer.isBuffer((l as LayerSpec).tar);
+    const spec: LayerSpec = isSpec ? (l as LayerSpec) : { files: l as Record<string, Entry> };
+    const raw = spec.tar ?? (await makeTar(spec.files ?? {}));
     diffIds.push(sha(raw));
     const how = spec.compression ?? 'gzip';
     const blob = compress(raw, how);
