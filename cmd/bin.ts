@@ -17,6 +17,7 @@ main(process.argv.slice(2), {
   stderr: process.stderr,
   env: process.env,
   isTTY: Boolean(process.stdout.isTTY),
+  stderrTTY: Boolean(process.stderr.isTTY),
   signal: controller.signal,
 }).then(
   (status) => {

@@ -6,8 +6,10 @@ export interface IO {
   stdout: Writable;
   stderr: Writable;
   env: NodeJS.ProcessEnv;
-  /** True when stdout is a terminal (progress redraws). */
+  /** True when stdout is a terminal. */
   isTTY: boolean;
+  /** True when stderr is a terminal: live progress is drawn there. */
+  stderrTTY?: boolean;
   signal: AbortSignal;
 }
 

@@ -14,6 +14,8 @@ export interface WriteBlobOptions {
    * `body` that the ingest already holds are read and skipped (a restarted pipe).
    */
   bodyOffset?: number;
+  /** The body can start anywhere (HTTP Range): it is opened at the held offset. */
+  resume?: boolean;
   signal?: AbortSignal;
   onWait?: (since: Date) => void;
   /** Called once the writer is open, with the number of bytes already held (resume). */
@@ -30,12 +32,14 @@ export interface WriteBlobResult {
 
 /**
  * Streams `body()` into the store under the ingest transaction `ref`, and commits.
- * `body` is a thunk so that nothing is opened or read when the blob already exists.
+ * `body` is a thunk so that nothing is opened or read when the blob already exists; it is
+ * called with the blob offset it must start at (the held bytes with `resume`, else
+ * `bodyOffset` or 0).
  *
  * On a size or digest mismatch the ingest is discarded (EBADSIZE / EINTEGRITY). On any other
  * failure (a broken or short stream, ENOSPC, abort) the ingest is kept for resume.
  */
-export async function writeBlob(store: Store, body: () => Readable, opts: WriteBlobOptions): Promise<WriteBlobResult> {
+export async function writeBlob(store: Store, body: (offset: number) => Readable, opts: WriteBlobOptions): Promise<WriteBlobResult> {
   const opened = await openWriter(store, {
     ref: opts.ref,
     expected: opts.expected,
@@ -47,14 +51,14 @@ export async function writeBlob(store: Store, body: () => Readable, opts: WriteB
   const writer = opened.writer;
   opts.onOpen?.(writer.offset);
   try {
-    const start = opts.bodyOffset ?? 0;
+    const start = opts.resume ? writer.offset : (opts.bodyOffset ?? 0);
     if (start > writer.offset) {
       throw new DistError('EINVAL', `stream starts at offset ${start} but the ingest holds only ${writer.offset} bytes`, {
         hint: `resume from offset ${writer.offset}`,
       });
     }
     const sink = new IngestSink(writer, writer.offset - start);
-    await pipeline(body(), sink, { signal: opts.signal });
+    await pipeline(body(start), sink, { signal: opts.signal });
     if (writer.total !== undefined && writer.offset < writer.total) {
       throw new DistError(
         'EBADSIZE',

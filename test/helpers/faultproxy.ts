@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 export type Fault =
   | { status: number; retryAfter?: string }
   | { resetAfter: number }
+  | { stallAfter: number }
   | { ignoreRange: true }
   | { corrupt: true }
   | { redirectTo: string }
@@ -132,6 +133,7 @@ export class FaultProxy {
       res.writeHead(pres.statusCode ?? 502, pres.headers);
       const reset = faults.find((f): f is { resetAfter: number } => 'resetAfter' in f);
       const corrupt = faults.some((f) => 'corrupt' in f);
+      const stall = faults.find((f): f is { stallAfter: number } => 'stallAfter' in f);
       let flipped = false;
       pres.on('data', (chunk: Buffer) => {
         let c = chunk;
@@ -139,6 +141,13 @@ export class FaultProxy {
           c = Buffer.from(c);
           c[Math.floor(c.length / 2)]! ^= 0xff;
           flipped = true;
+        }
+        if (stall && record.bytes + c.length >= stall.stallAfter) {
+          const part = c.subarray(0, Math.max(0, stall.stallAfter - record.bytes));
+          record.bytes += part.length;
+          if (part.length) res.write(part);
+          pres.pause(); // hold the connection open, sending nothing more
+          return;
         }
         if (reset && record.bytes + c.length >= reset.resetAfter) {
           const part = c.subarray(0, reset.resetAfter - record.bytes);

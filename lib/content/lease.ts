@@ -1,0 +1,84 @@
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import lockfile from 'proper-lockfile';
+import { sysCode } from '../errors.js';
+import type { Store } from './store.js';
+
+/**
+ * A lease protects blobs from gc while a pull is between committing them and naming the
+ * image in index.json. It is a file `leases/<id>` listing digests, guarded by a
+ * proper-lockfile lock so a crashed puller's lease goes stale and stops protecting.
+ *
+ * Ordering against gc: leases are written (and extended) only while holding the gc lock, and
+ * gc lists blobs before reading leases, so any blob a live lease covers is seen as leased.
+ */
+export class Lease {
+  private readonly digests = new Set<string>();
+  private constructor(
+    private readonly store: Store,
+    readonly path: string,
+    private readonly release: () => Promise<void>,
+  ) {}
+
+  static async create(store: Store): Promise<Lease> {
+    const dir = join(store.root, 'leases');
+    await mkdir(dir, { recursive: true });
+    const path = join(dir, `${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`);
+    await writeFile(path, '');
+    const release = await lockfile.lock(path, { realpath: false, stale: 5000, update: 1000, onCompromised: () => {} });
+    return new Lease(store, path, release);
+  }
+
+  /** Adds digests to the lease, waiting for any running gc to finish first. */
+  async add(digests: string[]): Promise<void> {
+    const fresh = digests.filter((d) => !this.digests.has(d));
+    if (fresh.length === 0) return;
+    for (const d of fresh) this.digests.add(d);
+    await withGcLock(this.store, () => writeFile(this.path, [...this.digests].join('\n')));
+  }
+
+  async end(): Promise<void> {
+    await this.release().catch(() => {});
+    await rm(this.path, { force: true });
+  }
+}
+
+/** Digests held by live (non-stale) leases. Stale lease files are removed. */
+export async function leasedDigests(store: Store): Promise<Set<string>> {
+  const dir = join(store.root, 'leases');
+  const out = new Set<string>();
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (err) {
+    if (sysCode(err) === 'ENOENT') return out;
+    throw err;
+  }
+  for (const name of names) {
+    if (name.endsWith('.lock')) continue;
+    const path = join(dir, name);
+    if (!(await lockfile.check(path, { realpath: false, stale: 5000 }).catch(() => false))) {
+      await rm(path, { force: true });
+      continue;
+    }
+    const text = await readFile(path, 'utf8').catch(() => '');
+    for (const d of text.split('\n')) if (d) out.add(d);
+  }
+  return out;
+}
+
+/** Runs `fn` holding the store's gc lock (one gc at a time; lease writes never interleave with one). */
+export async function withGcLock<T>(store: Store, fn: () => Promise<T>): Promise<T> {
+  const release = await lockfile.lock(store.root, {
+    lockfilePath: join(store.root, 'gc.lock'),
+    realpath: false,
+    stale: 5000,
+    update: 1000,
+    retries: { retries: 100000, minTimeout: 20, maxTimeout: 250, factor: 1.5 },
+  });
+  try {
+    return await fn();
+  } finally {
+    await release();
+  }
+}

@@ -1,0 +1,47 @@
+import { rm } from 'node:fs/promises';
+import { listBlobs, type BlobInfo } from '../content/info.js';
+import { leasedDigests, withGcLock } from '../content/lease.js';
+import { listIngests } from '../content/info.js';
+import type { Store } from '../content/store.js';
+import { reachable } from './walk.js';
+
+export interface GcResult {
+  /** Blobs deleted (or that would be, with dryRun). */
+  freed: BlobInfo[];
+  bytes: number;
+  /** Blobs kept because a live lease or active ingest holds them though no name reaches them. */
+  held: string[];
+}
+
+/**
+ * Garbage-collects the store, as named steps:
+ * 1. lock: one gc at a time; pulls cannot add leases meanwhile;
+ * 2. list: every committed blob (before reading leases, see Lease);
+ * 3. mark: everything reachable from index.json (indexes, manifests, configs, layers), plus
+ *    blobs held by live leases and by active ingests (their ref's digest);
+ * 4. sweep: delete the rest (unless dryRun).
+ * Ingest directories themselves are never touched.
+ */
+export async function gc(store: Store, opts: { dryRun?: boolean } = {}): Promise<GcResult> {
+  return withGcLock(store, async () => {
+    const blobs = await listBlobs(store);
+    const { names } = await reachable(store);
+    const leased = await leasedDigests(store);
+    for (const ingest of await listIngests(store)) {
+      const m = /(sha(?:256|512):[a-f0-9]+)$/.exec(ingest.ref);
+      if (m) leased.add(m[1]!);
+    }
+    const freed: BlobInfo[] = [];
+    const held: string[] = [];
+    for (const b of blobs) {
+      if (names.has(b.digest)) continue;
+      if (leased.has(b.digest)) {
+        held.push(b.digest);
+        continue;
+      }
+      if (!opts.dryRun) await rm(store.blobPath(b.digest), { force: true });
+      freed.push(b);
+    }
+    return { freed, bytes: freed.reduce((n, b) => n + b.size, 0), held };
+  });
+}

@@ -1,0 +1,168 @@
+import { PassThrough, Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import pLimit from 'p-limit';
+import { writeBlob } from './content/ingest.js';
+import { Lease } from './content/lease.js';
+import type { Store } from './content/store.js';
+import { DistError } from './errors.js';
+import { isIndex, isManifest, type Descriptor, type Platform } from './image/mediatypes.js';
+import { setName } from './image/names.js';
+import { formatPlatform, selectManifest } from './image/platform.js';
+import { readJsonBlob } from './image/walk.js';
+import type { RegistryClient } from './remote/client.js';
+import { fetchManifest, openBlob, resolve } from './remote/fetcher.js';
+import { formatRef, type ImageRef } from './remote/locator.js';
+
+export type BlobKind = 'index' | 'manifest' | 'config' | 'layer';
+
+export type PullEvent =
+  | { event: 'resolved'; ref: string; digest: string; mediaType: string; size: number }
+  | { event: 'platform'; platform: string; digest: string }
+  | { event: 'blob'; status: 'exists' | 'start' | 'done' | 'shared'; kind: BlobKind; digest: string; size: number; resumedFrom?: number; fetched?: number }
+  | { event: 'progress'; digest: string; bytes: number; size: number }
+  | { event: 'done'; name: string; digest: string; blobs: number; fetched: number; existing: number };
+
+export interface PullOptions {
+  /** Platform to pick from an index (default: the caller's host platform). */
+  platform: Platform;
+  allPlatforms?: boolean;
+  /** Parallel blob downloads. */
+  concurrency: number;
+  /** The name in index.json (default: the reference as given, canonicalised). */
+  name?: string;
+  signal?: AbortSignal;
+  onEvent?: (e: PullEvent) => void;
+}
+
+export interface PullResult {
+  name: string;
+  descriptor: Descriptor;
+  /** Bytes downloaded (0 when everything was present). */
+  fetched: number;
+}
+
+/**
+ * Pulls an image into the store: resolves the reference, picks the platform from an index,
+ * then fetches manifests, config and layers (concurrently, `opts.concurrency` at a time)
+ * through the same ingest transactions as `dist ingest` (ref `<host>/<repo>@<digest>`, the
+ * seed pipeline's), so concurrent pulls and pipelines share the work. Blobs already present
+ * are skipped; partial ingests resume with Range. Finally names the image in index.json.
+ * A lease keeps gc away from blobs committed before the name exists.
+ *
+ * Errors: those of the registry client (EREMOTE, ENOENT), EINTEGRITY/EBADSIZE from ingest,
+ * EINVAL for malformed manifests, ENOENT when no manifest matches the platform.
+ */
+export async function pull(store: Store, client: RegistryClient, ref: ImageRef, opts: PullOptions): Promise<PullResult> {
+  const emit = opts.onEvent ?? (() => {});
+  const lease = await Lease.create(store);
+  let fetched = 0;
+  let existing = 0;
+  let blobs = 0;
+  const limit = pLimit(Math.max(1, opts.concurrency));
+  try {
+    let top: Descriptor;
+    if (ref.digest && (await store.has(ref.digest))) {
+      const doc = await readJsonBlob(store, ref.digest);
+      const { stat } = await import('node:fs/promises');
+      top = { mediaType: doc.mediaType ?? (doc.manifests ? 'application/vnd.oci.image.index.v1+json' : 'application/vnd.oci.image.manifest.v1+json'), digest: ref.digest, size: (await stat(store.blobPath(ref.digest))).size };
+    } else {
+      top = await resolve(client, ref, ref.digest ?? ref.tag!, undefined, opts.signal);
+    }
+    emit({ event: 'resolved', ref: formatRef(ref), digest: top.digest, mediaType: top.mediaType, size: top.size });
+
+    const blobRef = (digest: string) => `${ref.host}/${ref.repository}@${digest}`;
+
+    /** A manifest or index: from the store, or fetched, verified and ingested. */
+    const getJson = async (desc: Descriptor, kind: BlobKind): Promise<any> => {
+      await lease.add([desc.digest]);
+      blobs++;
+      if (await store.has(desc.digest)) {
+        existing++;
+        emit({ event: 'blob', status: 'exists', kind, digest: desc.digest, size: desc.size });
+        return readJsonBlob(store, desc.digest);
+      }
+      const { bytes } = await fetchManifest(client, ref, desc.digest, [desc.mediaType], opts.signal);
+      await writeBlob(store, () => Readable.from([bytes]), { ref: blobRef(desc.digest), expected: desc.digest, size: bytes.length, signal: opts.signal });
+      fetched += bytes.length;
+      emit({ event: 'blob', status: 'done', kind, digest: desc.digest, size: bytes.length, fetched: bytes.length });
+      return JSON.parse(bytes.toString('utf8'));
+    };
+
+    const getBlob = async (desc: Descriptor, kind: BlobKind): Promise<void> => {
+      blobs++;
+      if (await store.has(desc.digest)) {
+        existing++;
+        emit({ event: 'blob', status: 'exists', kind, digest: desc.digest, size: desc.size });
+        return;
+      }
+      let got = 0;
+      let resumedFrom: number | undefined;
+      const result = await writeBlob(
+        store,
+        (offset) => {
+          if (offset > 0) resumedFrom = offset;
+          emit({ event: 'blob', status: 'start', kind, digest: desc.digest, size: desc.size, ...(offset ? { resumedFrom: offset } : {}) });
+          const out = new PassThrough({ highWaterMark: 1 << 20 });
+          openBlob(client, ref, desc.digest, { offset, size: desc.size, signal: opts.signal }).then(
+            (b) => {
+              let last = 0;
+              b.body.on('data', (c: Buffer) => {
+                got += c.length;
+                if (got - last >= 1 << 20) {
+                  last = got;
+                  emit({ event: 'progress', digest: desc.digest, bytes: offset + got, size: desc.size });
+                }
+              });
+              pipeline(b.body, out).catch((err) => out.destroy(err));
+            },
+            (err) => out.destroy(err),
+          );
+          return out;
+        },
+        { ref: blobRef(desc.digest), expected: desc.digest, size: desc.size, resume: true, signal: opts.signal },
+      );
+      if (result.existed) {
+        existing++;
+        emit({ event: 'blob', status: 'shared', kind, digest: desc.digest, size: desc.size });
+      } else {
+        fetched += result.written;
+        emit({ event: 'blob', status: 'done', kind, digest: desc.digest, size: desc.size, fetched: result.written, ...(resumedFrom ? { resumedFrom } : {}) });
+      }
+    };
+
+    const pullManifest = async (desc: Descriptor): Promise<void> => {
+      const m = await getJson(desc, 'manifest');
+      if (!m.config?.digest || !Array.isArray(m.layers)) throw new DistError('EINVAL', `${desc.digest}: not an image manifest (no config or layers)`);
+      const children: [Descriptor, BlobKind][] = [[m.config, 'config'], ...m.layers.map((l: Descriptor) => [l, 'layer'] as [Descriptor, BlobKind])];
+      for (const [c] of children) {
+        if (typeof c.digest !== 'string' || !Number.isSafeInteger(c.size) || c.size < 0) throw new DistError('EINVAL', `${desc.digest}: malformed descriptor in manifest`);
+      }
+      await lease.add(children.map(([c]) => c.digest));
+      await Promise.all(children.map(([c, kind]) => limit(() => getBlob(c, kind))));
+    };
+
+    let named: Descriptor = top;
+    if (isIndex(top.mediaType)) {
+      const index = await getJson(top, 'index');
+      const manifests: Descriptor[] = (index.manifests ?? []).filter((m: Descriptor) => isManifest(m.mediaType));
+      if (opts.allPlatforms) {
+        await Promise.all(manifests.map((m) => pullManifest(m)));
+      } else {
+        const chosen = selectManifest(manifests, opts.platform);
+        emit({ event: 'platform', platform: formatPlatform(chosen.platform), digest: chosen.digest });
+        await pullManifest(chosen);
+        named = chosen;
+      }
+    } else if (isManifest(top.mediaType)) {
+      await pullManifest(top);
+    } else {
+      throw new DistError('EINVAL', `${formatRef(ref)}: unsupported media type ${top.mediaType}`);
+    }
+    const name = opts.name ?? formatRef(ref);
+    await setName(store, name, named);
+    emit({ event: 'done', name, digest: named.digest, blobs, fetched, existing });
+    return { name, descriptor: named, fetched };
+  } finally {
+    await lease.end();
+  }
+}
