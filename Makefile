@@ -28,3 +28,8 @@ test: system-deps build check
 
 clean:
 	rm -rf out
+
+## bench: dist beside skopeo, ctr, umoci and GNU tar on the same fixtures; writes bench/results.md
+bench: system-deps build
+	command -v debootstrap >/dev/null || apt-get install -y -qq debootstrap >/dev/null
+	node scripts/bench/run.mjs

@@ -4,8 +4,9 @@ import { ndjson, write } from './io.js';
 import { storeFor } from './store.js';
 
 /**
- * Parallel blob downloads per pull. Measured on the 8 x 64 MiB bench image over loopback
- * (2 cores): -j1 2.9 s, -j2 2.1 s, -j4 1.9 s, -j8 1.9 s; past 4 only more memory.
+ * Parallel blob downloads per pull. Measured with `node scripts/bench/run.mjs jobs` (8 x 64 MiB
+ * over loopback, 2 cores, medians of 3): -j1 2.95 s, -j2 2.54 s, -j4 2.55 s, -j8 2.66 s,
+ * -j16 2.61 s. 2 and 4 tie here; 4 leaves headroom for a remote registry's latency.
  */
 export const PULL_JOBS = 4;
 

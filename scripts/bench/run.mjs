@@ -1,0 +1,172 @@
+// make bench: dist beside its peers, in one run, on the same fixtures, as whole processes.
+// Timing is hyperfine's (medians and min-max over repeated runs); peak RSS is read from
+// /proc/<pid>/status (VmHWM) while the process runs. Prints a Markdown table of ratios and
+// writes it to bench/results.md. `node scripts/bench/run.mjs jobs` measures pull -j instead.
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { fixtures } from './fixtures.mjs';
+
+const repo = new URL('../..', import.meta.url).pathname.replace(/\/$/, '');
+const DIST = join(repo, 'bin', 'dist');
+const work = join(repo, 'bench', 'work');
+const scratch = '/dev/shm/dist-bench'; // tmpfs: measure the tools, not this machine's noisy disk
+const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+const hooks = [];
+const hook = { after: (fn) => hooks.push(fn) };
+const cleanup = async () => {
+  for (const fn of hooks.reverse()) await fn();
+};
+process.on('SIGINT', () => cleanup().then(() => process.exit(130)));
+
+function hyperfine(name, commands, { prepare, runs = RUNS, shell = true } = {}) {
+  const out = join(work, `hf-${name}.json`);
+  const args = ['--style', 'basic', '--runs', String(runs), '--warmup', '1', '--export-json', out];
+  if (!shell) args.push('-N');
+  else args.push('--shell', 'bash');
+  for (const [, cmd] of Object.entries(commands)) {
+    if (prepare) args.push('--prepare', prepare[cmd] ?? prepare.default ?? 'true');
+    args.push(cmd);
+  }
+  const r = spawnSync('hyperfine', args, { stdio: ['ignore', 'ignore', 'inherit'] });
+  if (r.status !== 0) throw new Error(`hyperfine failed for ${name}`);
+  const results = JSON.parse(readFileSync(out, 'utf8')).results;
+  const labels = Object.keys(commands);
+  return Object.fromEntries(results.map((x, i) => [labels[i], { median: x.median, min: x.min, max: x.max, times: x.times }]));
+}
+
+/** Peak RSS (MiB) of one run of a single-process command. */
+async function peakRss(argv, opts = {}) {
+  const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'inherit'], ...opts });
+  let peak = 0;
+  const poll = setInterval(() => {
+    try {
+      const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+      if (m) peak = Math.max(peak, Number(m[1]));
+    } catch {}
+  }, 20);
+  const code = await new Promise((r) => child.on('close', r));
+  clearInterval(poll);
+  if (code !== 0) throw new Error(`${argv.join(' ')} exited ${code}`);
+  return peak / 1024;
+}
+
+async function startContainerd() {
+  const dir = join(work, 'containerd');
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const sock = join(dir, 'containerd.sock');
+  writeFileSync(join(dir, 'config.toml'), `version = 2\nroot = "${dir}/root"\nstate = "${dir}/state"\n[grpc]\n  address = "${sock}"\n[ttrpc]\n  address = "${sock}.ttrpc"\n[debug]\n  level = "error"\n`);
+  const child = spawn('containerd', ['--config', join(dir, 'config.toml')], { stdio: 'ignore' });
+  hooks.push(async () => {
+    child.kill('SIGTERM');
+    await delay(500);
+  });
+  for (let i = 0; i < 200 && !existsSync(sock); i++) await delay(50);
+  if (!existsSync(sock)) throw new Error('containerd did not start');
+  return sock;
+}
+
+const fmt = (s) => `${s.median.toFixed(2)} s (${s.min.toFixed(2)}–${s.max.toFixed(2)})`;
+const ms = (s) => `${(s.median * 1000).toFixed(0)} ms (${(s.min * 1000).toFixed(0)}–${(s.max * 1000).toFixed(0)})`;
+/** Median of the pairwise ratios A/B (runs are interleaved in time per command, so this is approximate). */
+const ratio = (a, b) => a.median / b.median;
+
+async function main() {
+  mkdirSync(work, { recursive: true });
+  rmSync(scratch, { recursive: true, force: true });
+  mkdirSync(scratch, { recursive: true });
+  const { reg, meta } = await fixtures(work, hook);
+  const R = reg.host;
+  const mode = process.argv[2];
+  const rows = [];
+  const env = `export PATH=${join(repo, 'bin')}:$PATH;`;
+
+  if (mode === 'jobs') {
+    const cmds = {};
+    for (const j of [1, 2, 4, 8, 16]) cmds[`-j${j}`] = `${DIST} --root ${scratch}/j pull -j ${j} ${R}/bench/large:1`;
+    const r = hyperfine('jobs', cmds, { prepare: { default: `rm -rf ${scratch}/j` } });
+    for (const [k, v] of Object.entries(r)) console.log(`dist pull ${k}: ${fmt(v)}`);
+    return;
+  }
+
+  const sock = await startContainerd();
+  const ctr = `ctr -a ${sock} -n bench`;
+  for (const image of ['large', 'many']) {
+    const ref = `${R}/bench/${image}:1`;
+    const mt = meta[image].mediaType;
+    const seed = `${env} cd ${scratch}/seed && dist fetch ${R}/bench/${image} 1 mediatype:${mt} | jq -r '.layers[] | "dist fetch ${R}/bench/${image} "+.digest + "| dist ingest --expected-digest "+.digest+" --expected-size "+(.size | tostring) +" ${R}/bench/${image}@"+.digest' | xargs -I{} -P10 -n1 sh -c "{}"`;
+    const cmds = {
+      'dist pull': `${DIST} --root ${scratch}/pull pull ${ref}`,
+      'skopeo copy': `skopeo copy --quiet --src-tls-verify=false docker://${ref} oci:${scratch}/skopeo:x`,
+      'ctr content fetch': `${ctr} content fetch --plain-http ${ref} > /dev/null`,
+      'seed pipeline': seed,
+    };
+    const r = hyperfine(`pull-${image}`, cmds, {
+      prepare: {
+        [cmds['dist pull']]: `rm -rf ${scratch}/pull; sync`,
+        [cmds['skopeo copy']]: `rm -rf ${scratch}/skopeo; sync`,
+        [cmds['ctr content fetch']]: `${ctr} content ls -q | xargs -r ${ctr} content rm > /dev/null; sync`,
+        [cmds['seed pipeline']]: `rm -rf ${scratch}/seed; mkdir -p ${scratch}/seed; sync`,
+      },
+    });
+    const what = image === 'large' ? 'pull 8 x 64 MiB' : 'pull 40 small layers';
+    rows.push([what, 'dist pull', fmt(r['dist pull']), '', '']);
+    for (const peer of ['skopeo copy', 'ctr content fetch']) rows.push([what, peer, fmt(r[peer]), `dist/${peer.split(' ')[0]}`, ratio(r['dist pull'], r[peer]).toFixed(2)]);
+    rows.push([what, 'seed xargs -P10 pipeline', fmt(r['seed pipeline']), 'pipeline/dist pull', ratio(r['seed pipeline'], r['dist pull']).toFixed(2)]);
+  }
+
+  // Unpack: the real Debian image, pulled once into a store that umoci reads directly.
+  const store = `${scratch}/debian-store`;
+  execFileSync(DIST, ['--root', store, 'pull', `${R}/bench/debian:1`], { stdio: 'ignore' });
+  execFileSync(DIST, ['--root', store, 'images', 'tag', `${R}/bench/debian:1`, 'debian'], { stdio: 'ignore' });
+  const layers = meta.debian.layers.map((d) => join(store, 'blobs', 'sha256', d.slice(7)));
+  const u = {
+    'dist unpack': `${DIST} --root ${store} unpack debian ${scratch}/u-dist > /dev/null`,
+    'umoci unpack': `umoci unpack --image ${store}:debian ${scratch}/u-umoci > /dev/null`,
+    'GNU tar -xzf': `mkdir ${scratch}/u-tar && ${layers.map((l) => `tar --numeric-owner -xzf ${l} -C ${scratch}/u-tar`).join(' && ')}`,
+  };
+  const ur = hyperfine('unpack', u, { prepare: { default: `rm -rf ${scratch}/u-dist ${scratch}/u-umoci ${scratch}/u-tar; sync` } });
+  rows.push([`unpack Debian (${meta.debian.source}, tmpfs)`, 'dist unpack', fmt(ur['dist unpack']), '', '']);
+  rows.push(['', 'umoci unpack', fmt(ur['umoci unpack']), 'dist/umoci', ratio(ur['dist unpack'], ur['umoci unpack']).toFixed(2)]);
+  rows.push(['', 'GNU tar -xzf (no whiteouts)', fmt(ur['GNU tar -xzf']), 'dist/tar', ratio(ur['dist unpack'], ur['GNU tar -xzf']).toFixed(2)]);
+
+  // Start-up: a short command as a whole process.
+  const digest = meta.debian.layers[0];
+  const s = hyperfine('startup', { 'dist path': `${DIST} --root ${store} path ${digest}`, 'node -e 0': 'node -e 0' }, { runs: 30, shell: false });
+  rows.push(['start-up', 'dist path <digest>', ms(s['dist path']), 'dist/node', ratio(s['dist path'], s['node -e 0']).toFixed(2)]);
+  rows.push(['', 'node -e 0', ms(s['node -e 0']), '', '']);
+
+  // Memory: peak RSS on the large image.
+  rmSync(`${scratch}/mem`, { recursive: true, force: true });
+  const pullRss = await peakRss([DIST, '--root', `${scratch}/mem`, 'pull', `${R}/bench/large:1`]);
+  const applyRss = await peakRss([DIST, '--root', `${scratch}/mem`, 'unpack', `${R}/bench/large:1`, `${scratch}/mem-rootfs`]);
+  rows.push(['peak RSS, large image (512 MiB)', 'dist pull', `${pullRss.toFixed(0)} MiB`, '', '']);
+  rows.push(['', 'dist unpack (apply x 8)', `${applyRss.toFixed(0)} MiB`, '', '']);
+
+  const table = [
+    `# dist benchmarks`,
+    '',
+    `${new Date().toISOString().slice(0, 10)}, ${RUNS} runs each after a warm-up (start-up: 30), medians with min–max; ratio < 1 means dist is faster.`,
+    `Machine: ${execFileSync('nproc').toString().trim()} cores, Node ${process.version}; registry: Debian docker-registry on 127.0.0.1; outputs on tmpfs.`,
+    '',
+    '| benchmark | command | wall time | ratio | value |',
+    '|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.join(' | ')} |`),
+    '',
+  ].join('\n');
+  mkdirSync(join(repo, 'bench'), { recursive: true });
+  writeFileSync(join(repo, 'bench', 'results.md'), table);
+  process.stdout.write(table);
+}
+
+main()
+  .catch((err) => {
+    process.stderr.write(`bench: ${err.message}\n`);
+    process.exitCode = 1;
+  })
+  .finally(() => {
+    rmSync(scratch, { recursive: true, force: true });
+    return cleanup();
+  });
