@@ -33,3 +33,7 @@ clean:
 bench: system-deps build
 	command -v debootstrap >/dev/null || apt-get install -y -qq debootstrap >/dev/null
 	node scripts/bench/run.mjs
+
+## demo: a local registry with a sample image, the seed's pipelines, pull and unpack: ./demo/rootfs
+demo: system-deps build
+	node scripts/demo.mjs

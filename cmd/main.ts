@@ -12,9 +12,13 @@ const HELPISH = new Set(['--help', '-h', '--version', 'help', '--get-yargs-compl
  * with DIST_DEBUG=1.
  */
 export async function main(argv: string[], io: IO): Promise<number> {
-  let command = COMMANDS.find((c) => commandName(c) === argv[0] || c.aliases?.includes(argv[0]!));
+  // Global flags may come before the command (`dist --root X path D`); the fast parser takes
+  // them after it, so move them there.
+  let at = 0;
+  while (argv[at] === '--root' || argv[at]?.startsWith('--root=')) at += argv[at] === '--root' ? 2 : 1;
+  let command = COMMANDS.find((c) => commandName(c) === argv[at] || c.aliases?.includes(argv[at]!));
   let args: Args | undefined;
-  if (command && !argv.some((a) => HELPISH.has(a))) args = fastParse(command, argv.slice(1));
+  if (command && !argv.some((a) => HELPISH.has(a))) args = fastParse(command, [...argv.slice(at + 1), ...argv.slice(0, at)]);
   let name = command ? commandName(command) : undefined;
   try {
     if (!args) {
