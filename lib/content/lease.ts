@@ -2,6 +2,7 @@ import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import { sysCode } from '../errors.js';
+import { acquire } from './lock.js';
 import type { Store } from './store.js';
 
 /**
@@ -68,17 +69,16 @@ export async function leasedDigests(store: Store): Promise<Set<string>> {
 }
 
 /** Runs `fn` holding the store's gc lock (one gc at a time; lease writes never interleave with one). */
-export async function withGcLock<T>(store: Store, fn: () => Promise<T>): Promise<T> {
-  const release = await lockfile.lock(store.root, {
-    lockfilePath: join(store.root, 'gc.lock'),
-    realpath: false,
-    stale: 5000,
-    update: 1000,
-    retries: { retries: 100000, minTimeout: 20, maxTimeout: 250, factor: 1.5 },
-  });
+export function withGcLock<T>(store: Store, fn: () => Promise<T>): Promise<T> {
+  return withStoreLock(store, 'gc.lock', fn);
+}
+
+/** Runs `fn` holding a store-wide lock `<root>/<name>`, waiting for it as long as it is live. */
+export async function withStoreLock<T>(store: Store, name: string, fn: () => Promise<T>): Promise<T> {
+  const lock = (await acquire(store.root, { wait: true, name }))!;
   try {
     return await fn();
   } finally {
-    await release();
+    await lock.release();
   }
 }

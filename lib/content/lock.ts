@@ -32,6 +32,8 @@ export interface AcquireOptions {
   done?: () => Promise<boolean>;
   /** Called once when the lock is found held, so the caller can tell the user. */
   onWait?: (since: Date) => void;
+  /** The lock's name inside `dir` (default `lock`). */
+  name?: string;
 }
 
 /**
@@ -50,7 +52,7 @@ export async function acquire(dir: string, opts: AcquireOptions): Promise<Lock |
     let compromised: Error | undefined;
     try {
       const release = await lockfile.lock(dir, {
-        lockfilePath: join(dir, 'lock'),
+        lockfilePath: join(dir, opts.name ?? 'lock'),
         realpath: false,
         stale: STALE_MS,
         update: UPDATE_MS,
@@ -85,18 +87,20 @@ export async function acquire(dir: string, opts: AcquireOptions): Promise<Lock |
         }
         if (!told && opts.onWait) {
           told = true;
-          opts.onWait(await lockSince(dir));
+          opts.onWait(await lockSince(join(dir, opts.name ?? 'lock')));
         }
       }
     }
+    // Own backoff rather than proper-lockfile's `retries`: its retry schedule is precomputed
+    // per call, which for long waits cost ~1 ms per lock in profiles of many-layer pulls.
     await sleep(delay + Math.random() * delay, opts.signal);
     delay = Math.min(delay * 2, 250);
   }
 }
 
-async function lockSince(dir: string): Promise<Date> {
+async function lockSince(lockPath: string): Promise<Date> {
   try {
-    return (await stat(join(dir, 'lock'))).birthtime;
+    return (await stat(lockPath)).birthtime;
   } catch {
     return new Date();
   }

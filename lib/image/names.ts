@@ -1,6 +1,5 @@
 import { stat } from 'node:fs/promises';
-import { join } from 'node:path';
-import lockfile from 'proper-lockfile';
+import { withStoreLock } from '../content/lease.js';
 import { writeFileAtomic, type Store } from '../content/store.js';
 import { DistError } from '../errors.js';
 import { MT, REF_NAME, type Descriptor } from './mediatypes.js';
@@ -25,20 +24,11 @@ export function checkName(name: string): void {
  * umoci) never see a half-written index.
  */
 export async function updateIndex(store: Store, change: (manifests: Descriptor[]) => Descriptor[]): Promise<void> {
-  const release = await lockfile.lock(store.root, {
-    lockfilePath: join(store.root, 'index.json.lock'),
-    realpath: false,
-    stale: 5000,
-    update: 1000,
-    retries: { retries: 200, minTimeout: 10, maxTimeout: 100, factor: 1.5 },
-  });
-  try {
+  await withStoreLock(store, 'index.json.lock', async () => {
     const index = await readIndex(store);
     index.manifests = change(index.manifests);
     await writeFileAtomic(store.indexPath, `${JSON.stringify(index)}\n`);
-  } finally {
-    await release();
-  }
+  });
 }
 
 /** Names (or renames) an image: any existing entry with the name is replaced. */
