@@ -6,7 +6,7 @@ set -euo pipefail
 declare -A pkg=(
   [docker-registry]=docker-registry [skopeo]=skopeo [umoci]=umoci [ctr]=containerd
   [jq]=jq [zstd]=zstd [htpasswd]=apache2-utils [busybox]=busybox-static [hyperfine]=hyperfine
-  [curl]=curl [xargs]=findutils [tar]=tar [gzip]=gzip [openssl]=openssl [setfattr]=attr [getfattr]=attr
+  [curl]=curl [xargs]=findutils [tar]=tar [gzip]=gzip [openssl]=openssl [script]=bsdutils [setpriv]=util-linux [chroot]=coreutils [setfattr]=attr [getfattr]=attr
 )
 missing=()
 for tool in "${!pkg[@]}"; do

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { applyTar, ok } from '../helpers/applyharness.js';
 import { DIST_BIN, requireTool, runCli, spawnCapture, sh } from '../helpers/cli.js';
-import { makeTar, type TarEntry } from '../helpers/tarfixture.js';
+import { fixChecksum, makeTar, type TarEntry } from '../helpers/tarfixture.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const D = (name: string, mode = 0o755, mtime?: number): TarEntry => ({ name, type: 'dir', mode, mtime });
@@ -115,10 +115,7 @@ test('names: PAX and GNU long names, the ustar prefix field, and non-UTF-8 bytes
   ]);
   const prefixed = makeTar([F('foo', 'prefixed')], { end: false });
   Buffer.from('a'.repeat(95)).copy(prefixed, 345);
-  let sum = 0;
-  prefixed.write('        ', 148, 'ascii');
-  for (const b of prefixed.subarray(0, 512)) sum += b;
-  prefixed.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'ascii');
+  fixChecksum(prefixed);
   const raw = Buffer.from([0x66, 0xff, 0x80, 0x2e, 0x62, 0x69, 0x6e]);
   const paxRaw = Buffer.from([0x70, 0xe9, 0x2e, 0x74]);
   const tar = Buffer.concat([
@@ -161,10 +158,7 @@ test('devices and fifos: made as root, device numbers out of range refused (Test
   big[329] = 0x80;
   big.writeUInt32BE(0, 333);
   big[332] = 1;
-  let sum = 0;
-  big.write('        ', 148, 'ascii');
-  for (const b of big.subarray(0, 512)) sum += b;
-  big.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'ascii');
+  fixChecksum(big);
   const r = await applyTar(t, big);
   assert.equal(r.error?.code, 'EUNSAFE');
   assert.match(r.error.message, /device number 4294967296:0 out of range/);

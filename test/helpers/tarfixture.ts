@@ -79,3 +79,13 @@ export function makeTar(entries: TarEntry[], opts: { end?: boolean } = {}): Buff
 }
 
 export const gz = (b: Buffer) => gzipSync(b);
+
+/** Recomputes the checksum of the 512-byte header at `offset` after a test edited its fields. */
+export function fixChecksum(tar: Buffer, offset = 0): Buffer {
+  const h = tar.subarray(offset, offset + 512);
+  h.write('        ', 148, 'ascii');
+  let sum = 0;
+  for (const b of h) sum += b;
+  h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'ascii');
+  return tar;
+}

@@ -238,3 +238,15 @@ test('verify: a flipped byte is reported with its digest; --delete removes it', 
   assert.deepEqual((await leftovers(root)).blobs, [a]);
   assert.equal((await runCli(['verify'], { root })).status, 0);
 });
+
+test('pull: live progress on a terminal (per-blob bars, totals, redrawn in place); none without one', async (t) => {
+  requireTool('script');
+  const { reg, img } = await imageRegistry(t);
+  const root = join(await tempDir(t), 'store');
+  const out = sh(`script -qec "${DIST_BIN} --root ${root} pull ${reg.host}/team/app:1" /dev/null`);
+  assert.match(out, /\x1b\[\d+F\x1b\[J/, 'redraws in place');
+  const last = out.slice(out.lastIndexOf('\x1b[J'));
+  for (const d of img.layers) assert.match(last, new RegExp(`layer\\s+${d.slice(7, 19)}  \\[=+\\] .* done`));
+  assert.match(last, /total: \d[\d.]*[kMG]?B\/\d[\d.]*[kMG]?B .*\/s/);
+  assert.match(last, new RegExp(`${img.manifest}\\r?\\n$`), 'the digest is still printed last, on stdout');
+});
