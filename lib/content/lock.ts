@@ -45,9 +45,10 @@ export interface AcquireOptions {
 export async function acquire(dir: string, opts: AcquireOptions): Promise<Lock | undefined> {
   let delay = 16;
   let told = false;
-  for (;;) {
+  for (let attempt = 0; ; attempt++) {
     opts.signal?.throwIfAborted();
-    if (opts.done && (await opts.done())) return undefined;
+    // The caller checked before calling; re-check only while waiting.
+    if (attempt > 0 && opts.done && (await opts.done())) return undefined;
     await mkdir(dir, { recursive: true });
     let compromised: Error | undefined;
     try {

@@ -115,12 +115,14 @@ export class Writer {
       held.ref === ref && held.size !== undefined && (total === undefined || held.total === undefined || held.total === total);
     const now = new Date().toISOString();
     if (!resumable) {
-      await rm(dataPath, { force: true });
-      await writeFile(join(dir, 'ref'), ref);
-      await writeFile(join(dir, 'startedat'), now);
-      await writeFile(join(dir, 'updatedat'), now);
-      if (total !== undefined) await writeFile(join(dir, 'total'), String(total));
-      else await rm(join(dir, 'total'), { force: true });
+      if (held.size !== undefined) await rm(dataPath, { force: true });
+      // updatedat is written on close, as containerd does; until then `active` reads the data
+      // file's mtime.
+      await Promise.all([
+        writeFile(join(dir, 'ref'), ref),
+        writeFile(join(dir, 'startedat'), now),
+        total !== undefined ? writeFile(join(dir, 'total'), String(total)) : held.total !== undefined ? rm(join(dir, 'total'), { force: true }) : undefined,
+      ]);
     } else if (total !== undefined && held.total === undefined) {
       await writeFile(join(dir, 'total'), String(total));
     }
