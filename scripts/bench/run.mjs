@@ -52,20 +52,35 @@ async function peakRss(argv, opts = {}) {
   return peak / 1024;
 }
 
+/**
+ * containerd on its own root and socket. `ctr content rm` does not reliably empty the store
+ * between runs (fetch then finds everything present), so each ctr run starts from a fresh
+ * containerd on an empty root: the reset script is hyperfine's --prepare for ctr.
+ */
 async function startContainerd() {
   const dir = join(work, 'containerd');
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   const sock = join(dir, 'containerd.sock');
-  writeFileSync(join(dir, 'config.toml'), `version = 2\nroot = "${dir}/root"\nstate = "${dir}/state"\n[grpc]\n  address = "${sock}"\n[ttrpc]\n  address = "${sock}.ttrpc"\n[debug]\n  level = "error"\n`);
-  const child = spawn('containerd', ['--config', join(dir, 'config.toml')], { stdio: 'ignore' });
+  const config = join(dir, 'config.toml');
+  writeFileSync(config, `version = 2\nroot = "${dir}/root"\nstate = "${dir}/state"\n[grpc]\n  address = "${sock}"\n[ttrpc]\n  address = "${sock}.ttrpc"\n[debug]\n  level = "error"\n`);
+  const reset = join(dir, 'reset.sh');
+  writeFileSync(
+    reset,
+    `#!/bin/bash
+pkill -f "containerd --config ${config}" && while pgrep -f "containerd --config ${config}" >/dev/null; do sleep 0.05; done
+rm -rf ${dir}/root ${dir}/state ${sock}
+setsid containerd --config ${config} </dev/null >/dev/null 2>&1 &
+for i in $(seq 1 200); do [ -S ${sock} ] && exit 0; sleep 0.05; done
+echo "containerd did not start" >&2; exit 1
+`,
+  );
+  execFileSync('bash', [reset], { stdio: 'inherit' });
   hooks.push(async () => {
-    child.kill('SIGTERM');
-    await delay(500);
+    spawnSync('pkill', ['-f', `containerd --config ${config}`]);
+    await delay(300);
   });
-  for (let i = 0; i < 200 && !existsSync(sock); i++) await delay(50);
-  if (!existsSync(sock)) throw new Error('containerd did not start');
-  return sock;
+  return { sock, reset: `bash ${reset}` };
 }
 
 const fmt = (s) => `${s.median.toFixed(2)} s (${s.min.toFixed(2)}–${s.max.toFixed(2)})`;
@@ -91,8 +106,8 @@ async function main() {
     return;
   }
 
-  const sock = await startContainerd();
-  const ctr = `ctr -a ${sock} -n bench`;
+  const containerd = await startContainerd();
+  const ctr = `ctr -a ${containerd.sock} -n bench`;
   for (const image of ['large', 'many']) {
     const ref = `${R}/bench/${image}:1`;
     const mt = meta[image].mediaType;
@@ -107,7 +122,7 @@ async function main() {
       prepare: {
         [cmds['dist pull']]: `rm -rf ${scratch}/pull; sync`,
         [cmds['skopeo copy']]: `rm -rf ${scratch}/skopeo; sync`,
-        [cmds['ctr content fetch']]: `${ctr} content ls -q | xargs -r ${ctr} content rm > /dev/null; sync`,
+        [cmds['ctr content fetch']]: `${containerd.reset}; sync`,
         [cmds['seed pipeline']]: `rm -rf ${scratch}/seed; mkdir -p ${scratch}/seed; sync`,
       },
     });
