@@ -49,9 +49,11 @@ export async function acquire(dir: string, opts: AcquireOptions): Promise<Lock |
     opts.signal?.throwIfAborted();
     // The caller checked before calling; re-check only while waiting.
     if (attempt > 0 && opts.done && (await opts.done())) return undefined;
-    await mkdir(dir, { recursive: true });
     let compromised: Error | undefined;
     try {
+      // Inside the try: a committer may remove this directory between mkdir's EEXIST and its
+      // own check that the path is a directory, which surfaces as ENOENT; that is a retry.
+      await mkdir(dir, { recursive: true });
       const release = await lockfile.lock(dir, {
         lockfilePath: join(dir, opts.name ?? 'lock'),
         realpath: false,
