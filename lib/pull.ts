@@ -6,7 +6,7 @@ import { Lease } from './content/lease.js';
 import type { Store } from './content/store.js';
 import { DistError } from './errors.js';
 import { isIndex, isManifest, type Descriptor, type Platform } from './image/mediatypes.js';
-import { setName } from './image/names.js';
+import { localDescriptor, setName } from './image/names.js';
 import { formatPlatform, selectManifest } from './image/platform.js';
 import { readJsonBlob } from './image/walk.js';
 import type { RegistryClient } from './remote/client.js';
@@ -62,9 +62,7 @@ export async function pull(store: Store, client: RegistryClient, ref: ImageRef, 
   try {
     let top: Descriptor;
     if (ref.digest && (await store.has(ref.digest))) {
-      const doc = await readJsonBlob(store, ref.digest);
-      const { stat } = await import('node:fs/promises');
-      top = { mediaType: doc.mediaType ?? (doc.manifests ? 'application/vnd.oci.image.index.v1+json' : 'application/vnd.oci.image.manifest.v1+json'), digest: ref.digest, size: (await stat(store.blobPath(ref.digest))).size };
+      top = await localDescriptor(store, ref.digest);
     } else {
       top = await resolve(client, ref, ref.digest ?? ref.tag!, undefined, opts.signal);
     }

@@ -66,10 +66,15 @@ export async function findImage(store: Store, nameOrDigest: string): Promise<Nam
   const hit = names.find((n) => n.name === nameOrDigest) ?? names.find((n) => n.descriptor.digest === nameOrDigest);
   if (hit) return hit;
   if (/^sha(256|512):/.test(nameOrDigest) && (await store.has(nameOrDigest))) {
-    const doc = await readJsonBlob(store, nameOrDigest);
-    const { size } = await stat(store.blobPath(nameOrDigest));
-    const mediaType = typeof doc.mediaType === 'string' ? doc.mediaType : Array.isArray(doc.manifests) ? MT.ociIndex : MT.ociManifest;
-    return { name: nameOrDigest, descriptor: { mediaType, digest: nameOrDigest, size } };
+    return { name: nameOrDigest, descriptor: await localDescriptor(store, nameOrDigest) };
   }
   throw new DistError('ENOENT', `no image named ${JSON.stringify(nameOrDigest)} in the store`, { hint: 'see dist images' });
+}
+
+/** The descriptor of a manifest or index held in the store (its media type read from it). */
+export async function localDescriptor(store: Store, digest: string): Promise<Descriptor> {
+  const doc = await readJsonBlob(store, digest);
+  const { size } = await stat(store.blobPath(digest));
+  const mediaType = typeof doc.mediaType === 'string' ? doc.mediaType : Array.isArray(doc.manifests) ? MT.ociIndex : MT.ociManifest;
+  return { mediaType, digest, size };
 }
