@@ -1,4 +1,5 @@
-import { createHash, type Hash } from 'node:crypto';
+import type { Hash } from 'node:crypto';
+import { crypto } from './lazy.js';
 import { DistError } from './errors.js';
 
 /** Supported digest algorithms and the length of their lowercase hex encoding. */
@@ -52,10 +53,10 @@ export function isDigest(text: string): boolean {
 
 /** A new running hash for the algorithm. */
 export function hasher(algorithm: Algorithm = 'sha256'): Hash {
-  return createHash(algorithm);
+  return crypto().createHash(algorithm);
 }
 
 /** The digest of an in-memory buffer or string (small things: manifests, refs, chain ids). */
 export function digestOf(data: string | Uint8Array, algorithm: Algorithm = 'sha256'): string {
-  return `${algorithm}:${createHash(algorithm).update(data).digest('hex')}`;
+  return `${algorithm}:${crypto().createHash(algorithm).update(data).digest('hex')}`;
 }

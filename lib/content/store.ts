@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
 import { link, mkdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseDigest, type Digest } from '../digest.js';
 import { sysCode } from '../errors.js';
+import { crypto } from '../lazy.js';
 
 /** The media type of an OCI image index, which `index.json` is. */
 export const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
@@ -46,7 +46,7 @@ export class Store {
 
   /** The ingest directory of a ref: `ingest/<hex(sha256(ref))>`, fixed length and path-safe. */
   ingestDir(ref: string): string {
-    return join(this.root, 'ingest', createHash('sha256').update(ref).digest('hex'));
+    return join(this.root, 'ingest', crypto().createHash('sha256').update(ref).digest('hex'));
   }
 
   /** True when the blob is committed. */
