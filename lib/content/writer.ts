@@ -1,5 +1,5 @@
-import { createReadStream } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, rmdir, stat, unlink, writeFile, chmod, type FileHandle } from 'node:fs/promises';
+import { createReadStream, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdir, open, rename, rm, rmdir, writeFile, chmod, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Hash } from 'node:crypto';
 import { hasher, parseDigest, type Algorithm, type Digest } from '../digest.js';
@@ -121,11 +121,12 @@ export class Writer {
       if (held.size !== undefined) await rm(dataPath, { force: true });
       // updatedat is written on close, as containerd does; until then `active` reads the data
       // file's mtime.
-      await Promise.all([
-        writeFile(join(dir, 'ref'), ref),
-        writeFile(join(dir, 'startedat'), now),
-        total !== undefined ? writeFile(join(dir, 'total'), String(total)) : held.total !== undefined ? rm(join(dir, 'total'), { force: true }) : undefined,
-      ]);
+      // Small status files: synchronous calls cost microseconds, where fs/promises' FileHandle
+      // and thread-pool round trips showed up as ~130 ms in a 40-layer pull's profile.
+      writeFileSync(join(dir, 'ref'), ref);
+      writeFileSync(join(dir, 'startedat'), now);
+      if (total !== undefined) writeFileSync(join(dir, 'total'), String(total));
+      else if (held.total !== undefined) rmSync(join(dir, 'total'), { force: true });
     } else if (total !== undefined && held.total === undefined) {
       await writeFile(join(dir, 'total'), String(total));
     }
@@ -261,25 +262,25 @@ export interface IngestFiles {
   updatedAt?: Date;
 }
 
-/** Reads an ingest directory's status files. Missing files are left undefined. */
+/** Reads an ingest directory's status files (small: read synchronously). Missing files are left undefined. */
 export async function readStatus(dir: string): Promise<IngestFiles> {
-  const text = async (name: string) => {
+  const text = (name: string) => {
     try {
-      return await readFile(join(dir, name), 'utf8');
+      return readFileSync(join(dir, name), 'utf8');
     } catch (err) {
-      if (sysCode(err) === 'ENOENT') return undefined;
+      if (sysCode(err) === 'ENOENT' || sysCode(err) === 'ENOTDIR') return undefined;
       throw err;
     }
   };
-  const [ref, total, startedat, updatedat] = await Promise.all([text('ref'), text('total'), text('startedat'), text('updatedat')]);
+  const [ref, total, startedat, updatedat] = [text('ref'), text('total'), text('startedat'), text('updatedat')];
   let size: number | undefined;
   let mtime: Date | undefined;
   try {
-    const st = await stat(join(dir, 'data'));
+    const st = statSync(join(dir, 'data'));
     size = st.size;
     mtime = st.mtime;
   } catch (err) {
-    if (sysCode(err) !== 'ENOENT') throw err;
+    if (sysCode(err) !== 'ENOENT' && sysCode(err) !== 'ENOTDIR') throw err;
   }
   const updated = updatedat ? new Date(updatedat) : undefined;
   return {
@@ -294,11 +295,7 @@ export async function readStatus(dir: string): Promise<IngestFiles> {
 
 /** Removes an ingest directory's files, releases its lock, then the directory if empty. */
 export async function discardIngest(dir: string, lock: Lock): Promise<void> {
-  for (const name of ['data', 'ref', 'total', 'startedat', 'updatedat']) {
-    await unlink(join(dir, name)).catch((err) => {
-      if (sysCode(err) !== 'ENOENT') throw err;
-    });
-  }
+  for (const name of ['data', 'ref', 'total', 'startedat', 'updatedat']) rmSync(join(dir, name), { force: true });
   await lock.release();
   // Another process may have taken the lock already: then the directory is not empty and is theirs.
   await rmdir(dir).catch(() => {});
