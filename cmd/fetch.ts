@@ -1,4 +1,4 @@
-import type { Command } from './spec.js';
+import { usageError, wholeNumber, type Command } from './spec.js';
 import { REMOTE_OPTIONS, clientFor, locatorFor } from './remote.js';
 import { write } from './io.js';
 import { DistError } from '../lib/errors.js';
@@ -36,12 +36,11 @@ export const fetch: Command = {
     }
     const hints: string[] = (args.hints ?? []).map((h: string) => {
       if (!h.startsWith('mediatype:') || h.length === 'mediatype:'.length) {
-        throw Object.assign(new Error(`invalid hint ${JSON.stringify(h)}: expected mediatype:<type>`), { usage: true });
+        throw usageError(`invalid hint ${JSON.stringify(h)}: expected mediatype:<type>`);
       }
       return h.slice('mediatype:'.length);
     });
-    const offset: number = args.offset ?? 0;
-    if (!Number.isSafeInteger(offset) || offset < 0) throw new DistError('EINVAL', `--offset must be a whole number, got ${offset}`);
+    const offset = wholeNumber(args.offset, '--offset') ?? 0;
     const loc = await locatorFor(args.locator, args);
     const client = await clientFor(args, io, 'fetch');
     try {

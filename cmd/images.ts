@@ -1,7 +1,6 @@
-import type { Command } from './spec.js';
+import { usageError, type Command } from './spec.js';
 import { humanSize, ndjson, table, write } from './io.js';
 import { storeFor } from './store.js';
-import { DistError } from '../lib/errors.js';
 
 export const images: Command = {
   command: 'images [action] [args..]',
@@ -25,7 +24,7 @@ export const images: Command = {
     const action: string = args.action ?? 'ls';
     const rest: string[] = args.args ?? [];
     if (action === 'ls' || action === 'list') {
-      if (rest.length) throw usage('images ls takes no arguments');
+      if (rest.length) throw usageError('images ls takes no arguments');
       const all = await names.listNames(store);
       const { imageSize } = await import('../lib/image/size.js');
       if (args.quiet) {
@@ -40,27 +39,24 @@ export const images: Command = {
       return 0;
     }
     if (action === 'tag') {
-      if (rest.length !== 2) throw usage('images tag takes <image> <new-name>');
+      if (rest.length !== 2) throw usageError('images tag takes <image> <new-name>');
       const found = await names.findImage(store, rest[0]!);
       await names.setName(store, rest[1]!, found.descriptor);
       await write(io.stdout, `${rest[1]}\n`);
       return 0;
     }
     if (action === 'rm' || action === 'remove' || action === 'delete') {
-      if (rest.length === 0) throw usage('images rm takes one or more names');
+      if (rest.length === 0) throw usageError('images rm takes one or more names');
       const removed = await names.removeNames(store, rest);
       await write(io.stdout, removed.map((n) => `${n}\n`).join(''));
       const missing = rest.filter((n) => !removed.includes(n));
       for (const m of missing) await write(io.stderr, `dist images: no image named ${JSON.stringify(m)}\n`);
       return missing.length ? 1 : 0;
     }
-    throw usage(`unknown action ${JSON.stringify(action)}: ls, tag or rm`);
+    throw usageError(`unknown action ${JSON.stringify(action)}: ls, tag or rm`);
   },
 };
 
-function usage(msg: string): Error {
-  return Object.assign(new DistError('EINVAL', msg), { usage: true });
-}
 
 function shortType(mt: string): string {
   if (mt.includes('index') || mt.includes('list')) return 'index';

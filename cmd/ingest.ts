@@ -1,4 +1,4 @@
-import type { Command } from './spec.js';
+import { wholeNumber, type Command } from './spec.js';
 import { storeFor } from './store.js';
 import { write } from './io.js';
 import { DistError } from '../lib/errors.js';
@@ -29,8 +29,8 @@ export const ingest: Command = {
     if (expected !== undefined) parseDigest(expected);
     const ref: string | undefined = args.ref ?? expected;
     if (!ref) throw new DistError('EINVAL', 'give a ref or --expected-digest');
-    const size = optionalCount(args.expectedSize, '--expected-size');
-    const offset = optionalCount(args.offset, '--offset');
+    const size = wholeNumber(args.expectedSize, '--expected-size');
+    const offset = wholeNumber(args.offset, '--offset');
     const store = await storeFor(args, io);
     const result = await writeBlob(store, io.stdin, {
       ref,
@@ -46,11 +46,3 @@ export const ingest: Command = {
     return 0;
   },
 };
-
-function optionalCount(value: unknown, flag: string): number | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-    throw new DistError('EINVAL', `${flag} must be a whole number of bytes, got ${String(value)}`);
-  }
-  return value;
-}

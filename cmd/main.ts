@@ -2,7 +2,7 @@ import { isDistError } from '../lib/errors.js';
 import { COMMANDS } from './commands.js';
 import { fastParse } from './fast.js';
 import { write, type IO } from './io.js';
-import { commandName, type Args, type Command } from './spec.js';
+import { commandName, usageError, type Args, type Command } from './spec.js';
 
 const HELPISH = new Set(['--help', '-h', '--version', 'help', '--get-yargs-completions']);
 
@@ -43,7 +43,7 @@ export async function main(argv: string[], io: IO): Promise<number> {
 function checkNumbers(command: Command, args: Args): void {
   for (const [name, spec] of Object.entries(command.options ?? {})) {
     if (spec.type === 'number' && typeof args[name] === 'number' && Number.isNaN(args[name])) {
-      throw Object.assign(new Error(`--${name} takes a number`), { usage: true });
+      throw usageError(`--${name} takes a number`);
     }
   }
 }

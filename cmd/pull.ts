@@ -1,4 +1,4 @@
-import type { Command } from './spec.js';
+import { wholeNumber, type Command } from './spec.js';
 import { REMOTE_OPTIONS, clientFor } from './remote.js';
 import { ndjson, write } from './io.js';
 import { storeFor } from './store.js';
@@ -37,11 +37,9 @@ export const pull: Command = {
     const { hostPlatform, parsePlatform } = await import('../lib/image/platform.js');
     const { pull: pullImage } = await import('../lib/pull.js');
     const { Progress } = await import('./progress.js');
-    const { DistError } = await import('../lib/errors.js');
     const ref = parseImageRef(args.image, { plainHttp: Boolean(args.plainHttp) });
     const platform = args.platform ? parsePlatform(args.platform) : hostPlatform(process.platform, process.arch);
-    const jobs = args.jobs ?? PULL_JOBS;
-    if (!Number.isSafeInteger(jobs) || jobs < 1) throw new DistError('EINVAL', `--jobs must be a positive whole number, got ${jobs}`);
+    const jobs = wholeNumber(args.jobs, '--jobs', 1) ?? PULL_JOBS;
     const store = await storeFor(args, io);
     const client = await clientFor(args, io, 'pull');
     const progress = !args.json && io.stderrTTY ? new Progress(io.stderr) : undefined;

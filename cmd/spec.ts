@@ -1,3 +1,4 @@
+import { DistError } from '../lib/errors.js';
 import type { IO } from './io.js';
 
 /** One flag of a command. The same spec feeds yargs (help, validation) and the fast parser. */
@@ -67,4 +68,21 @@ export function positionalsOf(command: string): PositionalSpec[] {
 
 export function commandName(c: Command): string {
   return c.command.split(/\s+/)[0]!;
+}
+
+/** A usage error: cmd/main.ts reports it with a pointer to --help and exit status 2. */
+export function usageError(message: string): Error {
+  return Object.assign(new Error(message), { usage: true });
+}
+
+/**
+ * A flag that must be a whole number of at least `min` (undefined when not given).
+ * Errors: EINVAL naming the flag and the value.
+ */
+export function wholeNumber(value: unknown, flag: string, min = 0): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
+    throw new DistError('EINVAL', `${flag} must be a whole number${min > 0 ? ` of at least ${min}` : ''}, got ${String(value)}`);
+  }
+  return value;
 }
