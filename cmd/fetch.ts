@@ -3,6 +3,8 @@ import { REMOTE_OPTIONS, clientFor, locatorFor } from './remote.js';
 import { write } from './io.js';
 import { DistError } from '../lib/errors.js';
 import type { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { crypto } from '../lib/lazy.js';
 
 const SEED =
   'dist fetch docker.io/library/redis latest mediatype:application/vnd.docker.distribution.manifest.v2+json | jq -r \'.layers[] | "dist fetch docker.io/library/redis "+.digest + "| dist ingest --expected-digest "+.digest+" --expected-size "+(.size | tostring) +" docker.io/library/redis@"+.digest\' | xargs -I{} -P10 -n1 sh -c "{}"';
@@ -67,11 +69,9 @@ export const fetch: Command = {
 
 /** Streams to stdout while hashing; a mismatch fails after the bytes went out (ingest re-checks). */
 async function streamVerified(body: Readable, digest: string, verify: boolean, out: Writable): Promise<void> {
-  const { createHash } = await import('node:crypto');
-  const { pipeline } = await import('node:stream/promises');
   const { parseDigest } = await import('../lib/digest.js');
   const d = parseDigest(digest);
-  const hash = createHash(d.algorithm);
+  const hash = crypto().createHash(d.algorithm);
   let n = 0;
   await pipeline(
     body,

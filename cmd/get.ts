@@ -1,3 +1,5 @@
+import { createReadStream } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
 import type { Command } from './spec.js';
 import { storePaths } from './store.js';
 
@@ -7,8 +9,6 @@ export const get: Command = {
   positionals: { digest: { describe: 'blob digest' } },
   examples: [['dist get sha256:... | tar -tz', 'list the files of a layer']],
   async run(args, io) {
-    const { createReadStream } = await import('node:fs');
-    const { pipeline } = await import('node:stream/promises');
     const { notFound } = await import('../lib/content/info.js');
     const p = storePaths(args, io).blobPath(args.digest);
     const input = createReadStream(p, { highWaterMark: 1 << 20 });

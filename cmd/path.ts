@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import type { Command } from './spec.js';
 import { storePaths } from './store.js';
 import { readWords, write } from './io.js';
@@ -20,7 +21,6 @@ export const path: Command = {
   async run(args, io) {
     const store = storePaths(args, io);
     const digests: string[] = args.digests?.length ? args.digests : await readWords(io.stdin());
-    const { stat } = await import('node:fs/promises');
     return eachDigest('path', digests, io, async (digest) => {
       const p = store.blobPath(digest);
       try {

@@ -10,3 +10,8 @@ const require = createRequire(import.meta.url);
 export function crypto(): typeof import('node:crypto') {
   return require('node:crypto');
 }
+
+/** node:child_process, loaded on first use: only credential helpers and xattrs need it. */
+export function childProcess(): typeof import('node:child_process') {
+  return require('node:child_process');
+}

@@ -1,7 +1,7 @@
-import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DistError, sysCode } from '../errors.js';
+import { childProcess } from '../lazy.js';
 
 /** Credentials for one registry. Never printed, logged, or put in an error message. */
 export interface Credentials {
@@ -100,7 +100,7 @@ export function credentialSource(env: CredentialEnv): CredentialSource {
 /** Runs `docker-credential-<name> get`; "credentials not found" is not an error. */
 function runHelper(name: string, serverUrl: string, env: CredentialEnv): Promise<Credentials | undefined> {
   return new Promise((resolve, reject) => {
-    const child = spawn(`docker-credential-${name}`, ['get'], { stdio: ['pipe', 'pipe', 'pipe'], env: { PATH: env.PATH ?? '/usr/bin:/bin', HOME: env.HOME } });
+    const child = childProcess().spawn(`docker-credential-${name}`, ['get'], { stdio: ['pipe', 'pipe', 'pipe'], env: { PATH: env.PATH ?? '/usr/bin:/bin', HOME: env.HOME } });
     let out = '';
     child.stdout.on('data', (c) => (out += c));
     child.on('error', () => reject(new DistError('EINVAL', `credential helper docker-credential-${name} is not installed`)));

@@ -1,0 +1,97 @@
+// Builds V8's code cache for the bundle (out/bundle/main.cjs.cache), read by bin/dist at
+// start-up (cmd/launcher.cts).
+//
+// A cache made right after loading would hold only the code that ran while loading; most of
+// a command's functions compile lazily, when first called. So this runs the commands users
+// run most, in this process, against a throwaway store and a small image served by a
+// loopback HTTP server speaking the registry API, and only then serializes what V8 compiled.
+// Any command that fails here fails the build: a cache trained on errors would be no use.
+import { createReadStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { buildImage } from '../out/test/helpers/image.js';
+
+const repo = new URL('..', import.meta.url).pathname;
+const { load, CACHE } = createRequire(import.meta.url)(join(repo, 'out', 'bundle', 'dist.cjs'));
+
+const work = mkdtempSync(join(tmpdir(), 'dist-code-cache-'));
+try {
+  const layout = join(work, 'layout');
+  const image = await buildImage(layout, '1', [
+    { 'etc/': null, 'etc/hostname': 'train\n', 'bin/': null, 'bin/sh': { symlink: 'busybox' } },
+    { 'etc/.wh.hostname': '', 'usr/share/doc/.wh..wh..opq': '', 'usr/share/doc/README': 'x\n' },
+  ]);
+  const blob = (digest) => join(layout, 'blobs', 'sha256', digest.slice('sha256:'.length));
+  const server = createServer((req, res) => {
+    const url = new URL(req.url, 'http://x');
+    const m = /^\/v2\/train\/(manifests|blobs|tags)\/(.+)$/.exec(url.pathname);
+    let body;
+    let type = 'application/octet-stream';
+    let digest;
+    if (url.pathname === '/v2/') body = Buffer.from('{}');
+    else if (m?.[1] === 'tags') body = Buffer.from(JSON.stringify({ name: 'train', tags: ['1'] }));
+    else if (m?.[1] === 'manifests' && (m[2] === '1' || m[2] === image.manifest)) {
+      [body, type, digest] = [image.manifestBytes, image.mediaType, image.manifest];
+    } else if (m?.[1] === 'blobs') {
+      try {
+        [body, digest] = [readFileSync(blob(m[2])), m[2]];
+      } catch {}
+    }
+    if (!body) {
+      res.writeHead(404, { 'content-type': 'application/json' }).end('{"errors":[{"code":"NOT_FOUND","message":"not found"}]}');
+      return;
+    }
+    res.writeHead(200, { 'content-type': type, 'content-length': body.length, ...(digest && { 'docker-content-digest': digest }) });
+    res.end(req.method === 'HEAD' ? undefined : body);
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const host = `127.0.0.1:${server.address().port}`;
+
+  const { script, bundle } = load();
+  const sink = () => new Writable({ write: (_c, _e, cb) => cb() });
+  const root = join(work, 'store');
+  const layer = image.layers[0];
+  const run = async (argv, stdinFile = '/dev/null') => {
+    let err = '';
+    const stderr = new Writable({ write: (c, _e, cb) => ((err += c), cb()) });
+    const status = await bundle.main(['--root', root, ...argv], {
+      stdin: () => createReadStream(stdinFile),
+      stdout: sink(),
+      stderr,
+      env: { ...process.env, HOME: work, DOCKER_CONFIG: join(work, 'docker') },
+      isTTY: false,
+      stderrTTY: false,
+      signal: new AbortController().signal,
+    });
+    if (status !== 0) throw new Error(`code cache: dist ${argv.join(' ')} exited ${status}: ${err.trim()}`);
+  };
+  // The seed's pipeline, its apply pipeline, then the higher-level commands.
+  await run(['fetch', `${host}/train`, '1', `mediatype:${image.mediaType}`]);
+  await run(['fetch', `${host}/train`, layer]);
+  await run(['ingest', '--expected-digest', layer, '--expected-size', String(image.layerSizes[0]), `${host}/train@${layer}`], blob(layer));
+  await run(['ingest', '--expected-digest', layer, `${host}/train@${layer}`], blob(layer));
+  await run(['path', '-n', layer]);
+  await run(['apply', join(work, 'applied')], blob(layer));
+  await run(['active']);
+  await run(['list']);
+  await run(['get', layer]);
+  await run(['resolve', `${host}/train:1`]);
+  await run(['tags', `${host}/train`]);
+  await run(['pull', `${host}/train:1`]);
+  await run(['unpack', `${host}/train:1`, join(work, 'rootfs')]);
+  await run(['images']);
+  await run(['verify']);
+  await run(['gc', '--dry-run']);
+  await run(['delete', layer]);
+  server.closeAllConnections();
+  server.close();
+
+  const data = script.createCachedData();
+  writeFileSync(CACHE, data);
+  process.stderr.write(`code cache: ${(data.length / 1024).toFixed(0)} KiB\n`);
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}

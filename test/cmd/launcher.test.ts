@@ -1,0 +1,49 @@
+// bin/dist's start-up machinery: the code cache is used, and the bundle leaves node:http2
+// unloaded. Both are silent when they break (dist only gets slower), so they are tested here.
+import assert from 'node:assert/strict';
+import { constants as realConstants } from 'node:http2';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { constants } from '../../lib/shims/undici-http2.js';
+import { DIST_BIN, REPO, spawnCapture } from '../helpers/cli.js';
+import { tempDir } from '../helpers/tmp.js';
+
+test('bin/dist loads the bundle with a code cache V8 accepts', async () => {
+  // A fresh node, flags as bin/dist has them: the cache is checked against V8's flags.
+  const probe = `const { load, CACHE } = require(${JSON.stringify(join(REPO, 'out', 'bundle', 'dist.cjs'))});
+    const { script } = load(require('node:fs').readFileSync(CACHE));
+    process.stdout.write(String(script.cachedDataRejected));`;
+  const r = await spawnCapture(process.execPath, ['-e', probe]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, 'false');
+});
+
+test('dist fetch, ingest and pull never load node:http2', async (t) => {
+  const dir = await tempDir(t);
+  // -r runs before bin/dist and reports, at exit, which built-in modules were loaded.
+  const hook = join(dir, 'modules.cjs');
+  const report = join(dir, 'modules.txt');
+  writeFileSync(hook, `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(report)}, process.moduleLoadList.join('\\n')));`);
+  // A fetch that fails at connect still loads the whole HTTP client.
+  const r = await spawnCapture(process.execPath, ['-r', hook, DIST_BIN, 'fetch', '127.0.0.1:1/none', 'sha256:' + 'a'.repeat(64)]);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /^dist fetch: .*127\.0\.0\.1:1.*\n$/);
+  const loaded = readFileSync(report, 'utf8').split('\n');
+  assert.ok(loaded.includes('NativeModule net'), 'the HTTP client was loaded');
+  assert.ok(!loaded.includes('NativeModule http2'), 'node:http2 was loaded');
+});
+
+test('the node:http2 stand-in has every constant undici reads, with the real values', () => {
+  const source = readFileSync(join(REPO, 'node_modules', 'undici', 'lib', 'dispatcher', 'client-h2.js'), 'utf8');
+  const block = /const \{\s*constants: \{([^}]*)\}\s*\} = http2/.exec(source);
+  assert.ok(block, "undici's client-h2.js no longer reads http2.constants the way the stand-in expects");
+  const names = block[1]!.split(',').map((s) => s.trim()).filter(Boolean);
+  assert.ok(names.length >= 5);
+  for (const name of names) {
+    assert.equal((constants as Record<string, unknown>)[name], (realConstants as Record<string, unknown>)[name], name);
+  }
+  // The only other use of the module: http2.connect, which the stand-in forwards.
+  const uses = [...source.matchAll(/\bhttp2\.(\w+)/g)].map((m) => m[1]);
+  assert.deepEqual([...new Set(uses)].sort(), ['connect']);
+});
