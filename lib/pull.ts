@@ -1,7 +1,9 @@
-import { PassThrough, Readable } from 'node:stream';
+import { setMaxListeners } from 'node:events';
+import { PassThrough } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pLimit from 'p-limit';
 import { writeBlob } from './content/ingest.js';
+import { putBlob, syncBlobDirs } from './content/writer.js';
 import { Lease } from './content/lease.js';
 import type { Store } from './content/store.js';
 import { DistError } from './errors.js';
@@ -10,8 +12,16 @@ import { localDescriptor, setName } from './image/names.js';
 import { formatPlatform, selectManifest } from './image/platform.js';
 import { readJsonBlob } from './image/walk.js';
 import type { RegistryClient } from './remote/client.js';
-import { fetchManifest, openBlob, resolve } from './remote/fetcher.js';
+import { fetchManifest, openBlob, readBlob, resolve } from './remote/fetcher.js';
 import { formatRef, type ImageRef } from './remote/locator.js';
+
+/**
+ * Blobs up to this size are fetched into memory and committed with `putBlob`, skipping the
+ * ingest transaction. Measured on a 40-layer image of 33 KiB layers: the transaction (lock,
+ * status files, streams) cost more CPU than the download. A blob this small is not worth
+ * resuming, and racing writers of it are harmless.
+ */
+const SMALL_BLOB = 512 * 1024;
 
 export type BlobKind = 'index' | 'manifest' | 'config' | 'layer';
 
@@ -54,6 +64,8 @@ export interface PullResult {
  */
 export async function pull(store: Store, client: RegistryClient, ref: ImageRef, opts: PullOptions): Promise<PullResult> {
   const emit = opts.onEvent ?? (() => {});
+  // Every request in flight listens on the signal; Node warns on stderr past 10 listeners.
+  if (opts.signal) setMaxListeners(Math.max(10, 4 * opts.concurrency + 10), opts.signal);
   const lease = await Lease.create(store);
   let fetched = 0;
   let existing = 0;
@@ -80,7 +92,7 @@ export async function pull(store: Store, client: RegistryClient, ref: ImageRef, 
         return readJsonBlob(store, desc.digest);
       }
       const { bytes } = await fetchManifest(client, ref, desc.digest, [desc.mediaType], opts.signal);
-      await writeBlob(store, () => Readable.from([bytes]), { ref: blobRef(desc.digest), expected: desc.digest, size: bytes.length, signal: opts.signal });
+      await putBlob(store, bytes, desc.digest);
       fetched += bytes.length;
       emit({ event: 'blob', status: 'done', kind, digest: desc.digest, size: bytes.length, fetched: bytes.length });
       return JSON.parse(bytes.toString('utf8'));
@@ -91,6 +103,15 @@ export async function pull(store: Store, client: RegistryClient, ref: ImageRef, 
       if (await store.has(desc.digest)) {
         existing++;
         emit({ event: 'blob', status: 'exists', kind, digest: desc.digest, size: desc.size });
+        return;
+      }
+      if (desc.size <= SMALL_BLOB) {
+        emit({ event: 'blob', status: 'start', kind, digest: desc.digest, size: desc.size });
+        const bytes = await readBlob(client, ref, desc.digest, desc.size, opts.signal);
+        const put = await putBlob(store, bytes, desc.digest, desc.size);
+        if (put.existed) existing++;
+        else fetched += bytes.length;
+        emit({ event: 'blob', status: put.existed ? 'shared' : 'done', kind, digest: desc.digest, size: desc.size, ...(put.existed ? {} : { fetched: bytes.length }) });
         return;
       }
       let got = 0;
@@ -157,6 +178,7 @@ export async function pull(store: Store, client: RegistryClient, ref: ImageRef, 
       throw new DistError('EINVAL', `${formatRef(ref)}: unsupported media type ${top.mediaType}`);
     }
     const name = opts.name ?? formatRef(ref);
+    syncBlobDirs(store, [top.digest]);
     await setName(store, name, named);
     emit({ event: 'done', name, digest: named.digest, blobs, fetched, existing });
     return { name, descriptor: named, fetched };

@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { link, mkdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseDigest, type Digest } from '../digest.js';
@@ -49,14 +50,13 @@ export class Store {
     return join(this.root, 'ingest', crypto().createHash('sha256').update(ref).digest('hex'));
   }
 
-  /** True when the blob is committed. */
+  /**
+   * True when the blob is committed. A synchronous stat: a pull asks this several times per
+   * blob, and each fs/promises call is a thread-pool round trip costing far more than the
+   * stat itself (profiled on a 40-layer pull).
+   */
   async has(digest: string | Digest): Promise<boolean> {
-    try {
-      return (await stat(this.blobPath(digest))).isFile();
-    } catch (err) {
-      if (sysCode(err) === 'ENOENT') return false;
-      throw err;
-    }
+    return statSync(this.blobPath(digest), { throwIfNoEntry: false })?.isFile() ?? false;
   }
 }
 

@@ -1,4 +1,5 @@
-import { rm } from 'node:fs/promises';
+import { readdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { listBlobs, type BlobInfo } from '../content/info.js';
 import { leasedDigests, withGcLock } from '../content/lease.js';
 import { listIngests } from '../content/info.js';
@@ -20,6 +21,8 @@ export interface GcResult {
  * 3. mark: everything reachable from index.json (indexes, manifests, configs, layers), plus
  *    blobs held by live leases and by active ingests (their ref's digest);
  * 4. sweep: delete the rest (unless dryRun).
+ * 5. tidy: temp files that `putBlob` left in ingest/ when its process died (older than a
+ *    minute: a live one exists for milliseconds).
  * Ingest directories themselves are never touched.
  */
 export async function gc(store: Store, opts: { dryRun?: boolean } = {}): Promise<GcResult> {
@@ -42,6 +45,25 @@ export async function gc(store: Store, opts: { dryRun?: boolean } = {}): Promise
       if (!opts.dryRun) await rm(store.blobPath(b.digest), { force: true });
       freed.push(b);
     }
+    if (!opts.dryRun) await removeDeadTempFiles(store);
     return { freed, bytes: freed.reduce((n, b) => n + b.size, 0), held };
   });
+}
+
+const TEMP_FILE = /^\..*\.tmp$/;
+const TEMP_MAX_AGE_MS = 60_000;
+
+async function removeDeadTempFiles(store: Store): Promise<void> {
+  let names: string[];
+  try {
+    names = await readdir(store.ingestRoot);
+  } catch {
+    return;
+  }
+  const now = Date.now();
+  for (const name of names.filter((n) => TEMP_FILE.test(n))) {
+    const path = join(store.ingestRoot, name);
+    const st = await stat(path).catch(() => undefined);
+    if (st?.isFile() && now - st.mtimeMs > TEMP_MAX_AGE_MS) await rm(path, { force: true });
+  }
 }

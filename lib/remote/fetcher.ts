@@ -189,6 +189,25 @@ export async function openBlob(client: RegistryClient, loc: Locator, digest: str
   };
 }
 
+/**
+ * A small blob read whole into memory, resumed like `openBlob`, and bounded by `size`: a
+ * body that runs longer fails with EBADSIZE without being read further. Not verified here.
+ */
+export async function readBlob(client: RegistryClient, loc: Locator, digest: string, size: number, signal?: AbortSignal): Promise<Buffer> {
+  const { body } = await openBlob(client, loc, digest, { size, signal });
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of body) {
+    n += (c as Buffer).length;
+    if (n > size) {
+      body.destroy();
+      throw new DistError('EBADSIZE', `${digest}: the registry sent more than the ${size} bytes the descriptor says`, { digest });
+    }
+    chunks.push(c as Buffer);
+  }
+  return Buffer.concat(chunks, n);
+}
+
 /** One GET of a blob from `from`. `skip`: the blob offset the body starts at (0 if Range was ignored). */
 async function requestBlob(client: RegistryClient, loc: Locator, digest: string, from: number, signal?: AbortSignal): Promise<{ res: Response; skip: number }> {
   const res = await client.request(loc, {

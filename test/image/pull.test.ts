@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync, chmodSync, existsSync } from 'node:fs';
+import { readFileSync, writeFileSync, chmodSync, existsSync, rmSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -196,6 +196,15 @@ test('gc: unreachable blobs go, reachable ones stay (re-verified), active ingest
   const lease = await Lease.create(store);
   await lease.add([leased]);
 
+  // What a process killed inside putBlob leaves: a temp file in ingest/. gc removes it once
+  // it is a minute old, and leaves a fresh one (its writer may still be live).
+  const deadTemp = join(root, 'ingest', `.${'a'.repeat(64)}.1.x.tmp`);
+  const liveTemp = join(root, 'ingest', `.${'b'.repeat(64)}.2.y.tmp`);
+  writeFileSync(deadTemp, 'partial');
+  writeFileSync(liveTemp, 'partial');
+  utimesSync(deadTemp, new Date(Date.now() - 120_000), new Date(Date.now() - 120_000));
+  assert.equal((await runCli(['active', '-q'], { root })).stdout, `x@${pendingDigest}\n`, 'active does not list temp files');
+
   const dry = await runCli(['gc', '--dry-run'], { root });
   assert.equal(dry.stdout, `${junk}\n`);
   assert.match(dry.stderr, /^dist gc: would free 1 blob, 12B \(12 bytes\)\n$/);
@@ -205,6 +214,8 @@ test('gc: unreachable blobs go, reachable ones stay (re-verified), active ingest
   assert.match(r.stderr, /^dist gc: freed 1 blob, 12B \(12 bytes\)\n$/);
   assert.deepEqual((await leftovers(root)).blobs, [...allBlobs(img), leased].sort());
   assert.equal((await runCli(['active', '-q'], { root })).stdout, `x@${pendingDigest}\n`, 'the active ingest is kept');
+  assert.deepEqual([existsSync(deadTemp), existsSync(liveTemp)], [false, true]);
+  rmSync(liveTemp);
   assert.equal((await runCli(['verify'], { root })).status, 0);
   assert.equal((await runCli(['unpack', name, join(root, '..', 'rootfs')], { root })).status, 0);
 
@@ -249,4 +260,32 @@ test('pull: live progress on a terminal (per-blob bars, totals, redrawn in place
   for (const d of img.layers) assert.match(last, new RegExp(`layer\\s+${d.slice(7, 19)}  \\[=+\\] .* done`));
   assert.match(last, /total: \d[\d.]*[kMG]?B\/\d[\d.]*[kMG]?B .*\/s/);
   assert.match(last, new RegExp(`${img.manifest}\\r?\\n$`), 'the digest is still printed last, on stdout');
+});
+
+test('pull: 24 small layers at -j 16 land quietly with nothing left in ingest/; wrong bytes in one commit nothing of it', async (t) => {
+  const reg = await startRegistry(t);
+  const src = await fixtureDir(t, 'src');
+  const layers = Array.from({ length: 24 }, (_, i) => ({ [`layer-${i}/rand.bin`]: randomBytes(16 << 10) }));
+  const img = await buildImage(src, '1', layers);
+  await pushFromLayout(reg, src, 'team/many', '1', img.manifest, img.mediaType);
+  const root = join(await tempDir(t), 'store');
+  // A real process: Node's MaxListenersExceededWarning goes to the process's stderr.
+  const r = await spawnDist(['pull', '-j', '16', `${reg.host}/team/many:1`], { env: { ...process.env, DIST_ROOT: root } });
+  assert.deepEqual([r.status, r.stderr], [0, ''], 'no warning about listeners, nothing at all on stderr');
+  assert.deepEqual(await leftovers(root), { blobs: allBlobs(img), ingest: [] });
+  assert.equal((await runCli(['verify'], { root })).status, 0);
+
+  // The same image through a proxy that flips one byte of one small layer.
+  const proxy = await new FaultProxy(reg.url).start(t);
+  const bad = img.layers[5]!;
+  proxy.rules.push({ path: new RegExp(`/blobs/${bad}`), fault: { corrupt: true } });
+  const root2 = join(await tempDir(t), 'store');
+  const r2 = await runCli(['pull', '-j', '16', `${proxy.host}/team/many:1`], { root: root2 });
+  assert.equal(r2.status, 1);
+  assert.match(r2.stderr, new RegExp(`^dist pull: ${bad}: digest mismatch: expected ${bad}, got sha256:[0-9a-f]{64}\\n$`));
+  const left = await leftovers(root2);
+  assert.ok(!left.blobs.includes(bad), 'the corrupt layer is not in blobs/');
+  assert.deepEqual(left.ingest, []);
+  const index = JSON.parse(readFileSync(join(root2, 'index.json'), 'utf8'));
+  assert.deepEqual(index.manifests, [], 'the image is not named');
 });
