@@ -112,11 +112,20 @@ async function main() {
     const ref = `${R}/bench/${image}:1`;
     const mt = meta[image].mediaType;
     const seed = `${env} cd ${scratch}/seed && dist fetch ${R}/bench/${image} 1 mediatype:${mt} | jq -r '.layers[] | "dist fetch ${R}/bench/${image} "+.digest + "| dist ingest --expected-digest "+.digest+" --expected-size "+(.size | tostring) +" ${R}/bench/${image}@"+.digest' | xargs -I{} -P10 -n1 sh -c "{}"`;
+    // Two floors under the seed pipeline, same shape (one manifest fetch, then per layer a
+    // producer piped into a consumer, under xargs -P10): with `node -e 0` as every dist
+    // process, the cost of starting Node alone; with curl and a Node script that only hashes
+    // and writes, the least a Node ingest can cost.
+    const manifest = `curl -s -H 'Accept: ${mt}' http://${R}/v2/bench/${image}/manifests/1`;
+    const nodeFloor = `cd ${scratch}/seed && node -e 0 && ${manifest} | jq -r '.layers[] | "node -e 0 | node -e 0"' | xargs -I{} -P10 -n1 sh -c "{}"`;
+    const hashFloor = `cd ${scratch}/seed && node -e 0 && ${manifest} | jq -r '.layers[] | "curl -s http://${R}/v2/bench/${image}/blobs/"+.digest+" | node ${repo}/scripts/bench/hash-stdin.cjs ${scratch}/seed/"+.digest' | xargs -I{} -P10 -n1 sh -c "{}"`;
     const cmds = {
       'dist pull': `${DIST} --root ${scratch}/pull pull ${ref}`,
       'skopeo copy': `skopeo copy --quiet --src-tls-verify=false docker://${ref} oci:${scratch}/skopeo:x`,
       'ctr content fetch': `${ctr} content fetch --plain-http ${ref} > /dev/null`,
       'seed pipeline': seed,
+      'node floor': nodeFloor,
+      'hash floor': hashFloor,
     };
     const r = hyperfine(`pull-${image}`, cmds, {
       prepare: {
@@ -124,12 +133,16 @@ async function main() {
         [cmds['skopeo copy']]: `rm -rf ${scratch}/skopeo; sync`,
         [cmds['ctr content fetch']]: `${containerd.reset}; sync`,
         [cmds['seed pipeline']]: `rm -rf ${scratch}/seed; mkdir -p ${scratch}/seed; sync`,
+        [cmds['node floor']]: `rm -rf ${scratch}/seed; mkdir -p ${scratch}/seed; sync`,
+        [cmds['hash floor']]: `rm -rf ${scratch}/seed; mkdir -p ${scratch}/seed; sync`,
       },
     });
     const what = image === 'large' ? 'pull 8 x 64 MiB' : 'pull 40 small layers';
     rows.push([what, 'dist pull', fmt(r['dist pull']), '', '']);
     for (const peer of ['skopeo copy', 'ctr content fetch']) rows.push([what, peer, fmt(r[peer]), `dist/${peer.split(' ')[0]}`, ratio(r['dist pull'], r[peer]).toFixed(2)]);
     rows.push([what, 'seed xargs -P10 pipeline', fmt(r['seed pipeline']), 'pipeline/dist pull', ratio(r['seed pipeline'], r['dist pull']).toFixed(2)]);
+    rows.push([what, 'floor: same pipeline, node -e 0 as each dist', fmt(r['node floor']), 'floor/dist pull', ratio(r['node floor'], r['dist pull']).toFixed(2)]);
+    rows.push([what, 'floor: same pipeline, curl \\| node hash-stdin.cjs', fmt(r['hash floor']), 'floor/dist pull', ratio(r['hash floor'], r['dist pull']).toFixed(2)]);
   }
 
   // Unpack: the real Debian image, pulled once into a store that umoci reads directly.
