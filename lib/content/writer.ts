@@ -159,7 +159,11 @@ export class Writer {
       );
     }
     try {
-      await this.fh.writev(chunks);
+      // Synchronous: a write lands in the page cache at memory speed, and going through the
+      // thread pool cost more than the copy (measured, 8 x 64 MiB: CPU of the seed pipeline
+      // 9.4 -> 8.2 s, of dist pull 2.07 -> 1.93 s). The wait for the disk is commit's fsync,
+      // which stays off the event loop.
+      for (const c of chunks) for (let at = 0; at < c.length; ) at += writeSync(this.fh.fd, c, at);
     } catch (err) {
       throw ioError(err, `writing ingest ${JSON.stringify(this.ref)} at offset ${this._offset}`);
     }
