@@ -31,7 +31,8 @@ await build({
   format: 'cjs',
   platform: 'node',
   target: 'node20',
-  minify: true,
+  // DIST_BUILD_PLAIN=1 keeps names readable, for --cpu-prof.
+  minify: process.env.DIST_BUILD_PLAIN !== '1',
   sourcemap: 'linked',
   // createRequire(import.meta.url) in lib/ works as createRequire(__filename) in CommonJS.
   define: { 'import.meta.url': '__filename' },
