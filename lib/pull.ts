@@ -80,6 +80,8 @@ export async function pull(store: Store, client: RegistryClient, ref: ImageRef, 
     }
     emit({ event: 'resolved', ref: formatRef(ref), digest: top.digest, mediaType: top.mediaType, size: top.size });
 
+    /** Digests committed by putBlob, whose directory entries are synced before naming. */
+    const put: string[] = [];
     const blobRef = (digest: string) => `${ref.host}/${ref.repository}@${digest}`;
 
     /** A manifest or index: from the store, or fetched, verified and ingested. */
@@ -93,6 +95,7 @@ export async function pull(store: Store, client: RegistryClient, ref: ImageRef, 
       }
       const { bytes } = await fetchManifest(client, ref, desc.digest, [desc.mediaType], opts.signal);
       await putBlob(store, bytes, desc.digest);
+      put.push(desc.digest);
       fetched += bytes.length;
       emit({ event: 'blob', status: 'done', kind, digest: desc.digest, size: bytes.length, fetched: bytes.length });
       return JSON.parse(bytes.toString('utf8'));
@@ -108,10 +111,11 @@ export async function pull(store: Store, client: RegistryClient, ref: ImageRef, 
       if (desc.size <= SMALL_BLOB) {
         emit({ event: 'blob', status: 'start', kind, digest: desc.digest, size: desc.size });
         const bytes = await readBlob(client, ref, desc.digest, desc.size, opts.signal);
-        const put = await putBlob(store, bytes, desc.digest, desc.size);
-        if (put.existed) existing++;
+        const { existed } = await putBlob(store, bytes, desc.digest, desc.size);
+        put.push(desc.digest);
+        if (existed) existing++;
         else fetched += bytes.length;
-        emit({ event: 'blob', status: put.existed ? 'shared' : 'done', kind, digest: desc.digest, size: desc.size, ...(put.existed ? {} : { fetched: bytes.length }) });
+        emit({ event: 'blob', status: existed ? 'shared' : 'done', kind, digest: desc.digest, size: desc.size, ...(existed ? {} : { fetched: bytes.length }) });
         return;
       }
       let got = 0;
@@ -178,7 +182,7 @@ export async function pull(store: Store, client: RegistryClient, ref: ImageRef, 
       throw new DistError('EINVAL', `${formatRef(ref)}: unsupported media type ${top.mediaType}`);
     }
     const name = opts.name ?? formatRef(ref);
-    syncBlobDirs(store, [top.digest]);
+    syncBlobDirs(store, put);
     await setName(store, name, named);
     emit({ event: 'done', name, digest: named.digest, blobs, fetched, existing });
     return { name, descriptor: named, fetched };

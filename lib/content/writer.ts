@@ -345,6 +345,13 @@ function publish(file: string, target: string): void {
   }
 }
 
+const TEMP_SUFFIX = '.tmp';
+
+/** True for the name of a temp file `putBlob` writes in ingest/ (gc removes dead ones). */
+export function isTempBlobName(name: string): boolean {
+  return name.startsWith('.') && name.endsWith(TEMP_SUFFIX);
+}
+
 /**
  * Commits a blob held in memory (a manifest, a config, a small layer): checks it, writes it to
  * a temp file under ingest/, fsyncs it and renames it into blobs/. No ingest transaction: for
@@ -363,7 +370,7 @@ export async function putBlob(store: Store, bytes: Buffer, expected: string, siz
   const label = digest.text;
   const found = checkContent(label, digest, size, bytes.length, hasher(digest.algorithm).update(bytes));
   if (await store.has(found)) return { digest: found, existed: true };
-  const tmp = join(store.ingestRoot, `.${digest.hex}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
+  const tmp = join(store.ingestRoot, `.${digest.hex}.${process.pid}.${Math.random().toString(36).slice(2)}${TEMP_SUFFIX}`);
   let fd: number;
   try {
     fd = openSync(tmp, 'wx', 0o444);

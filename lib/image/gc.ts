@@ -4,6 +4,7 @@ import { listBlobs, type BlobInfo } from '../content/info.js';
 import { leasedDigests, withGcLock } from '../content/lease.js';
 import { listIngests } from '../content/info.js';
 import type { Store } from '../content/store.js';
+import { isTempBlobName } from '../content/writer.js';
 import { reachable } from './walk.js';
 
 export interface GcResult {
@@ -50,7 +51,6 @@ export async function gc(store: Store, opts: { dryRun?: boolean } = {}): Promise
   });
 }
 
-const TEMP_FILE = /^\..*\.tmp$/;
 const TEMP_MAX_AGE_MS = 60_000;
 
 async function removeDeadTempFiles(store: Store): Promise<void> {
@@ -61,7 +61,7 @@ async function removeDeadTempFiles(store: Store): Promise<void> {
     return;
   }
   const now = Date.now();
-  for (const name of names.filter((n) => TEMP_FILE.test(n))) {
+  for (const name of names.filter(isTempBlobName)) {
     const path = join(store.ingestRoot, name);
     const st = await stat(path).catch(() => undefined);
     if (st?.isFile() && now - st.mtimeMs > TEMP_MAX_AGE_MS) await rm(path, { force: true });

@@ -81,17 +81,7 @@ export async function fetchManifest(
     res.body.destroy();
     throw tooLarge(loc, reference, length);
   }
-  const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const c of res.body) {
-    n += (c as Buffer).length;
-    if (n > MAX_MANIFEST_BYTES) {
-      res.body.destroy();
-      throw tooLarge(loc, reference, `more than ${MAX_MANIFEST_BYTES}`);
-    }
-    chunks.push(c as Buffer);
-  }
-  const bytes = Buffer.concat(chunks);
+  const bytes = await readBounded(res.body, MAX_MANIFEST_BYTES, () => tooLarge(loc, reference, `more than ${MAX_MANIFEST_BYTES}`));
   const wanted = reference.includes(':') ? parseDigest(reference) : undefined;
   const algorithm = wanted?.algorithm ?? 'sha256';
   const digest = `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}`;
@@ -195,13 +185,18 @@ export async function openBlob(client: RegistryClient, loc: Locator, digest: str
  */
 export async function readBlob(client: RegistryClient, loc: Locator, digest: string, size: number, signal?: AbortSignal): Promise<Buffer> {
   const { body } = await openBlob(client, loc, digest, { size, signal });
+  return readBounded(body, size, () => new DistError('EBADSIZE', `${digest}: the registry sent more than the ${size} bytes the descriptor says`, { digest }));
+}
+
+/** Reads a body whole, failing with `tooLong()` (and reading no further) past `limit` bytes. */
+async function readBounded(body: Readable, limit: number, tooLong: () => Error): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let n = 0;
   for await (const c of body) {
     n += (c as Buffer).length;
-    if (n > size) {
+    if (n > limit) {
       body.destroy();
-      throw new DistError('EBADSIZE', `${digest}: the registry sent more than the ${size} bytes the descriptor says`, { digest });
+      throw tooLong();
     }
     chunks.push(c as Buffer);
   }
