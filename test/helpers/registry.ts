@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Agent } from 'undici';
 import { requireTool } from './cli.js';
+import { buildImage, buildIndex, type BuiltImage } from './image.js';
 import { tempDir } from './tmp.js';
 
 export interface Registry {
@@ -259,4 +260,20 @@ export async function fixtureDir(t: Hook, name: string): Promise<string> {
   const d = join(await tempDir(t), name);
   await mkdir(d, { recursive: true });
   return d;
+}
+
+/**
+ * Pushes a two-platform image index (linux/amd64 and linux/arm64/v8, one layer each holding
+ * the file `arch`) to `repo:tag`.
+ */
+export async function pushTwoPlatformIndex(t: Hook, reg: Registry, repo: string, tag: string): Promise<{ amd: BuiltImage; arm: BuiltImage; index: { digest: string; bytes: Buffer } }> {
+  const src = await fixtureDir(t, 'src');
+  const amd = await buildImage(src, undefined, [{ arch: 'amd64\n' }]);
+  const arm = await buildImage(src, undefined, [{ arch: 'arm64\n' }], { platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } });
+  const index = await buildIndex(src, tag, [
+    { image: amd, platform: { os: 'linux', architecture: 'amd64' } },
+    { image: arm, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
+  ]);
+  await pushFromLayout(reg, src, repo, tag, index.digest, 'application/vnd.oci.image.index.v1+json');
+  return { amd, arm, index };
 }

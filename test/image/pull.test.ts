@@ -7,8 +7,8 @@ import { test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { DIST_BIN, requireTool, runCli, sh, spawnDist } from '../helpers/cli.js';
 import { FaultProxy } from '../helpers/faultproxy.js';
-import { buildImage, buildIndex, type BuiltImage } from '../helpers/image.js';
-import { fixtureDir, pushFromLayout, startRegistry, type Registry } from '../helpers/registry.js';
+import { buildImage, type BuiltImage } from '../helpers/image.js';
+import { fixtureDir, pushFromLayout, pushTwoPlatformIndex, startRegistry, type Registry } from '../helpers/registry.js';
 import { describeTree } from '../helpers/rootfs.js';
 import { leftovers } from '../helpers/store.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -70,14 +70,7 @@ test('pull: --json events, and a second pull downloads nothing (counted at the p
 
 test('pull: a two-platform index picks the right manifest and fetches nothing of the other', async (t) => {
   const reg = await startRegistry(t);
-  const src = await fixtureDir(t, 'src');
-  const amd = await buildImage(src, undefined, [{ 'arch': 'amd64\n' }]);
-  const arm = await buildImage(src, undefined, [{ 'arch': 'arm64\n' }], { platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } });
-  const index = await buildIndex(src, 'multi', [
-    { image: amd, platform: { os: 'linux', architecture: 'amd64' } },
-    { image: arm, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
-  ]);
-  await pushFromLayout(reg, src, 'team/multi', '2', index.digest, 'application/vnd.oci.image.index.v1+json');
+  const { amd, arm, index } = await pushTwoPlatformIndex(t, reg, 'team/multi', '2');
   const proxy = await new FaultProxy(reg.url).start(t);
   const root = join(await tempDir(t), 'store');
   const r = await runCli(['pull', '--platform', 'linux/arm64', `${proxy.host}/team/multi:2`], { root });

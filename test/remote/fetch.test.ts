@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { runCli } from '../helpers/cli.js';
 import { FaultProxy } from '../helpers/faultproxy.js';
-import { buildImage, buildIndex, type BuiltImage } from '../helpers/image.js';
-import { fixtureDir, pushFromLayout, startRegistry, type Registry } from '../helpers/registry.js';
+import { buildImage, type BuiltImage } from '../helpers/image.js';
+import { fixtureDir, pushFromLayout, pushTwoPlatformIndex, startRegistry, type Registry } from '../helpers/registry.js';
 import { leftovers } from '../helpers/store.js';
 import { tempDir } from '../helpers/tmp.js';
 import { RegistryClient } from '../../lib/remote/client.js';
@@ -68,14 +68,7 @@ test('resolve prints the descriptor; tags lists every tag across pages', async (
 
 test('fetch: an index with two platforms, and each platform manifest by digest', async (t) => {
   const reg = await startRegistry(t);
-  const src = await fixtureDir(t, 'src');
-  const amd = await buildImage(src, undefined, [{ 'arch.txt': 'amd64\n' }]);
-  const arm = await buildImage(src, undefined, [{ 'arch.txt': 'arm64\n' }], { platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } });
-  const index = await buildIndex(src, 'multi', [
-    { image: amd, platform: { os: 'linux', architecture: 'amd64' } },
-    { image: arm, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
-  ]);
-  await pushFromLayout(reg, src, 'team/multi', 'multi', index.digest, 'application/vnd.oci.image.index.v1+json');
+  const { arm, index } = await pushTwoPlatformIndex(t, reg, 'team/multi', 'multi');
   const r = await runCli(['fetch', `${reg.host}/team/multi`, 'multi']);
   assert.ok(r.stdoutBytes.equals(index.bytes));
   const res = await runCli(['resolve', `${reg.host}/team/multi:multi`]);
