@@ -1,6 +1,4 @@
 import { setMaxListeners } from 'node:events';
-import { PassThrough } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import pLimit from 'p-limit';
 import { writeBlob } from './content/ingest.js';
 import { putBlob, syncBlobDirs } from './content/writer.js';
@@ -84,73 +82,73 @@ export async function pull(store: Store, client: RegistryClient, ref: ImageRef, 
     const put: string[] = [];
     const blobRef = (digest: string) => `${ref.host}/${ref.repository}@${digest}`;
 
-    /** A manifest or index: from the store, or fetched, verified and ingested. */
+    /** Counts a blob; true (and reported) when the store has it already. */
+    const present = async (desc: Descriptor, kind: BlobKind): Promise<boolean> => {
+      blobs++;
+      if (!(await store.has(desc.digest))) return false;
+      existing++;
+      emit({ event: 'blob', status: 'exists', kind, digest: desc.digest, size: desc.size });
+      return true;
+    };
+    /** Reports a blob committed by this pull (`written` bytes) or meanwhile by another (`shared`). */
+    const finished = (desc: Descriptor, kind: BlobKind, shared: boolean, written: number, resumedFrom?: number): void => {
+      if (shared) {
+        existing++;
+        emit({ event: 'blob', status: 'shared', kind, digest: desc.digest, size: desc.size });
+        return;
+      }
+      fetched += written;
+      emit({ event: 'blob', status: 'done', kind, digest: desc.digest, size: desc.size, fetched: written, ...(resumedFrom ? { resumedFrom } : {}) });
+    };
+    /** A blob held in memory (a manifest, a config, a small layer), committed by putBlob. */
+    const putSmall = async (desc: Descriptor, kind: BlobKind, bytes: Buffer): Promise<void> => {
+      const { existed } = await putBlob(store, bytes, desc.digest, desc.size);
+      put.push(desc.digest);
+      finished(desc, kind, existed, bytes.length);
+    };
+
+    /** A manifest or index: from the store, or fetched, verified and committed. */
     const getJson = async (desc: Descriptor, kind: BlobKind): Promise<any> => {
       await lease.add([desc.digest]);
-      blobs++;
-      if (await store.has(desc.digest)) {
-        existing++;
-        emit({ event: 'blob', status: 'exists', kind, digest: desc.digest, size: desc.size });
-        return readJsonBlob(store, desc.digest);
-      }
+      if (await present(desc, kind)) return readJsonBlob(store, desc.digest);
       const { bytes } = await fetchManifest(client, ref, desc.digest, [desc.mediaType], opts.signal);
-      await putBlob(store, bytes, desc.digest);
-      put.push(desc.digest);
-      fetched += bytes.length;
-      emit({ event: 'blob', status: 'done', kind, digest: desc.digest, size: bytes.length, fetched: bytes.length });
+      await putSmall({ ...desc, size: bytes.length }, kind, bytes);
       return JSON.parse(bytes.toString('utf8'));
     };
 
     const getBlob = async (desc: Descriptor, kind: BlobKind): Promise<void> => {
-      blobs++;
-      if (await store.has(desc.digest)) {
-        existing++;
-        emit({ event: 'blob', status: 'exists', kind, digest: desc.digest, size: desc.size });
-        return;
-      }
+      if (await present(desc, kind)) return;
       if (desc.size <= SMALL_BLOB) {
         emit({ event: 'blob', status: 'start', kind, digest: desc.digest, size: desc.size });
-        const bytes = await readBlob(client, ref, desc.digest, desc.size, opts.signal);
-        const { existed } = await putBlob(store, bytes, desc.digest, desc.size);
-        put.push(desc.digest);
-        if (existed) existing++;
-        else fetched += bytes.length;
-        emit({ event: 'blob', status: existed ? 'shared' : 'done', kind, digest: desc.digest, size: desc.size, ...(existed ? {} : { fetched: bytes.length }) });
+        await putSmall(desc, kind, await readBlob(client, ref, desc.digest, desc.size, opts.signal));
         return;
       }
+      let held = 0;
       let got = 0;
-      let resumedFrom: number | undefined;
+      let last = 0;
       const result = await writeBlob(
         store,
-        (offset) => {
-          if (offset > 0) resumedFrom = offset;
+        async (offset) => {
           emit({ event: 'blob', status: 'start', kind, digest: desc.digest, size: desc.size, ...(offset ? { resumedFrom: offset } : {}) });
-          const out = new PassThrough({ highWaterMark: 1 << 20 });
-          openBlob(client, ref, desc.digest, { offset, size: desc.size, signal: opts.signal }).then(
-            (b) => {
-              let last = 0;
-              b.body.on('data', (c: Buffer) => {
-                got += c.length;
-                if (got - last >= 1 << 20) {
-                  last = got;
-                  emit({ event: 'progress', digest: desc.digest, bytes: offset + got, size: desc.size });
-                }
-              });
-              pipeline(b.body, out).catch((err) => out.destroy(err));
-            },
-            (err) => out.destroy(err),
-          );
-          return out;
+          return (await openBlob(client, ref, desc.digest, { offset, size: desc.size, signal: opts.signal })).body;
         },
-        { ref: blobRef(desc.digest), expected: desc.digest, size: desc.size, resume: true, signal: opts.signal },
+        {
+          ref: blobRef(desc.digest),
+          expected: desc.digest,
+          size: desc.size,
+          resume: true,
+          signal: opts.signal,
+          onOpen: (n) => (held = n),
+          onWrite: (n) => {
+            got += n;
+            if (got - last >= 1 << 20) {
+              last = got;
+              emit({ event: 'progress', digest: desc.digest, bytes: held + got, size: desc.size });
+            }
+          },
+        },
       );
-      if (result.existed) {
-        existing++;
-        emit({ event: 'blob', status: 'shared', kind, digest: desc.digest, size: desc.size });
-      } else {
-        fetched += result.written;
-        emit({ event: 'blob', status: 'done', kind, digest: desc.digest, size: desc.size, fetched: result.written, ...(resumedFrom ? { resumedFrom } : {}) });
-      }
+      finished(desc, kind, result.existed, result.written, held || undefined);
     };
 
     const pullManifest = async (desc: Descriptor): Promise<void> => {

@@ -20,6 +20,8 @@ export interface WriteBlobOptions {
   onWait?: (since: Date) => void;
   /** Called once the writer is open, with the number of bytes already held (resume). */
   onOpen?: (held: number) => void;
+  /** Called after each write into the store with the bytes it added (for progress). */
+  onWrite?: (bytes: number) => void;
 }
 
 export interface WriteBlobResult {
@@ -39,7 +41,7 @@ export interface WriteBlobResult {
  * On a size or digest mismatch the ingest is discarded (EBADSIZE / EINTEGRITY). On any other
  * failure (a broken or short stream, ENOSPC, abort) the ingest is kept for resume.
  */
-export async function writeBlob(store: Store, body: (offset: number) => Readable, opts: WriteBlobOptions): Promise<WriteBlobResult> {
+export async function writeBlob(store: Store, body: (offset: number) => Readable | Promise<Readable>, opts: WriteBlobOptions): Promise<WriteBlobResult> {
   const opened = await openWriter(store, {
     ref: opts.ref,
     expected: opts.expected,
@@ -57,8 +59,8 @@ export async function writeBlob(store: Store, body: (offset: number) => Readable
         hint: `resume from offset ${writer.offset}`,
       });
     }
-    const sink = new IngestSink(writer, writer.offset - start);
-    await pipeline(body(start), sink, { signal: opts.signal });
+    const sink = new IngestSink(writer, writer.offset - start, opts.onWrite);
+    await pipeline(await body(start), sink, { signal: opts.signal });
     if (writer.total !== undefined && writer.offset < writer.total) {
       throw new DistError(
         'EBADSIZE',
@@ -81,6 +83,7 @@ class IngestSink extends Writable {
   constructor(
     private readonly writer: Writer,
     private skip: number,
+    private readonly onWrite?: (bytes: number) => void,
   ) {
     super({ highWaterMark: 1 << 20 });
   }
@@ -99,7 +102,10 @@ class IngestSink extends Writable {
     }
     if (bufs.length === 0) return callback();
     this.writer.write(bufs).then(() => {
-      for (const b of bufs) this.written += b.length;
+      let n = 0;
+      for (const b of bufs) n += b.length;
+      this.written += n;
+      this.onWrite?.(n);
       callback();
     }, callback);
   }
