@@ -71,6 +71,7 @@ export class RegistryClient {
   private readonly tokens = new Map<string, Promise<string | undefined>>();
   private readonly challenges = new Map<string, Challenge>();
   private readonly creds = new Map<string, Promise<Credentials | undefined>>();
+  private readonly userAgent: string;
 
   constructor(private readonly opts: ClientOptions = {}) {
     const ca = opts.caFile ? readFileSync(opts.caFile, 'utf8') : undefined;
@@ -84,6 +85,7 @@ export class RegistryClient {
       connect: { rejectUnauthorized: !opts.insecure, ...(ca ? { ca } : {}) },
     });
     this.retry = { ...DEFAULT_RETRY, ...opts.retry };
+    this.userAgent = opts.userAgent ?? 'dist/0.1';
   }
 
   private send(opts: Dispatcher.RequestOptions): Promise<Response> {
@@ -109,7 +111,7 @@ export class RegistryClient {
     let sameHost = true;
     for (;;) {
       attempt++;
-      const headers: Record<string, string> = { 'user-agent': this.opts.userAgent ?? 'dist/0.1', ...req.headers };
+      const headers: Record<string, string> = { 'user-agent': this.userAgent, ...req.headers };
       if (sameHost) {
         const auth = await this.authorization(loc, scope, req.signal);
         if (auth) headers.authorization = auth;
@@ -223,7 +225,7 @@ export class RegistryClient {
     if (!realm) throw new DistError('EREMOTE', `${loc.host}: bearer challenge without a realm`);
     const u = new URL(realm);
     const service = challenge.params.service;
-    const headers: Record<string, string> = { 'user-agent': this.opts.userAgent ?? 'dist/0.1' };
+    const headers: Record<string, string> = { 'user-agent': this.userAgent };
     let res: Response;
     try {
       if (creds?.identityToken) {
