@@ -70,15 +70,18 @@ export async function applyLayer(target: string, input: Readable, opts: ApplyOpt
       },
     );
   });
-  const stages: (NodeJS.ReadableStream | NodeJS.WritableStream | NodeJS.ReadWriteStream)[] = [
-    input,
-    tap((c) => {
-      rawHash.update(c);
-      rawBytes += c.length;
-    }),
-  ];
   const decode = decompressor(compression);
-  if (decode) stages.push(decode);
+  const stages: (NodeJS.ReadableStream | NodeJS.WritableStream | NodeJS.ReadWriteStream)[] = [input];
+  // An uncompressed layer's digest is its DiffID: hash its bytes once.
+  if (decode) {
+    stages.push(
+      tap((c) => {
+        rawHash.update(c);
+        rawBytes += c.length;
+      }),
+      decode,
+    );
+  }
   stages.push(
     tap((c) => {
       diffHash.update(c);
@@ -95,9 +98,10 @@ export async function applyLayer(target: string, input: Readable, opts: ApplyOpt
     throw describe(err, compression, rawBytes, typeof parsed === 'number' ? parsed : tarBytes);
   }
   applier.finish();
+  const diffId = `sha256:${diffHash.digest('hex')}`;
   return {
-    diffId: `sha256:${diffHash.digest('hex')}`,
-    digest: `sha256:${rawHash.digest('hex')}`,
+    diffId,
+    digest: decode ? `sha256:${rawHash.digest('hex')}` : diffId,
     compression,
     size: tarBytes,
     entries: applier.entries,
