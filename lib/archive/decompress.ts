@@ -50,7 +50,10 @@ export function createZstdDecompress(): Transform {
 }
 
 export function decompressor(kind: Compression): Transform | undefined {
-  if (kind === 'gzip') return createGunzip({ chunkSize: 1 << 16 });
+  // Each output chunk is a round trip between zlib's thread and the event loop. 1 MiB chunks
+  // instead of 64 KiB: dist unpack of the Debian bench image 2.56 s -> 2.23 s and 3.61 s ->
+  // 2.40 s in two A/B runs; memory stays flat (a few chunks are buffered at most).
+  if (kind === 'gzip') return createGunzip({ chunkSize: 1 << 20 });
   if (kind === 'zstd') return createZstdDecompress();
   return undefined;
 }
