@@ -62,19 +62,23 @@ export interface PullResult {
  */
 export async function pull(store: Store, client: RegistryClient, ref: ImageRef, opts: PullOptions): Promise<PullResult> {
   const emit = opts.onEvent ?? (() => {});
+  // The first blob that fails stops the others (see allOrStop).
+  const stopper = new AbortController();
+  const signal = opts.signal ? AbortSignal.any([opts.signal, stopper.signal]) : stopper.signal;
   // Every request in flight listens on the signal; Node warns on stderr past 10 listeners.
-  if (opts.signal) setMaxListeners(Math.max(10, 4 * opts.concurrency + 10), opts.signal);
+  setMaxListeners(Math.max(10, 4 * opts.concurrency + 10), signal);
   const lease = await Lease.create(store);
   let fetched = 0;
   let existing = 0;
   let blobs = 0;
   const limit = pLimit(Math.max(1, opts.concurrency));
   try {
+    const stop = () => stopper.abort(new DistError('EREMOTE', 'pull stopped: another blob failed'));
     let top: Descriptor;
     if (ref.digest && (await store.has(ref.digest))) {
       top = await localDescriptor(store, ref.digest);
     } else {
-      top = await resolve(client, ref, ref.digest ?? ref.tag!, undefined, opts.signal);
+      top = await resolve(client, ref, ref.digest ?? ref.tag!, undefined, signal);
     }
     emit({ event: 'resolved', ref: formatRef(ref), digest: top.digest, mediaType: top.mediaType, size: top.size });
 
@@ -111,7 +115,7 @@ export async function pull(store: Store, client: RegistryClient, ref: ImageRef, 
     const getJson = async (desc: Descriptor, kind: BlobKind): Promise<any> => {
       await lease.add([desc.digest]);
       if (await present(desc, kind)) return readJsonBlob(store, desc.digest);
-      const { bytes } = await fetchManifest(client, ref, desc.digest, [desc.mediaType], opts.signal);
+      const { bytes } = await fetchManifest(client, ref, desc.digest, [desc.mediaType], signal);
       await putSmall({ ...desc, size: bytes.length }, kind, bytes);
       return JSON.parse(bytes.toString('utf8'));
     };
@@ -120,7 +124,7 @@ export async function pull(store: Store, client: RegistryClient, ref: ImageRef, 
       if (await present(desc, kind)) return;
       if (desc.size <= SMALL_BLOB) {
         emit({ event: 'blob', status: 'start', kind, digest: desc.digest, size: desc.size });
-        await putSmall(desc, kind, await readBlob(client, ref, desc.digest, desc.size, opts.signal));
+        await putSmall(desc, kind, await readBlob(client, ref, desc.digest, desc.size, signal));
         return;
       }
       let held = 0;
@@ -130,14 +134,14 @@ export async function pull(store: Store, client: RegistryClient, ref: ImageRef, 
         store,
         async (offset) => {
           emit({ event: 'blob', status: 'start', kind, digest: desc.digest, size: desc.size, ...(offset ? { resumedFrom: offset } : {}) });
-          return (await openBlob(client, ref, desc.digest, { offset, size: desc.size, signal: opts.signal })).body;
+          return (await openBlob(client, ref, desc.digest, { offset, size: desc.size, signal })).body;
         },
         {
           ref: blobRef(desc.digest),
           expected: desc.digest,
           size: desc.size,
           resume: true,
-          signal: opts.signal,
+          signal,
           onOpen: (n) => (held = n),
           onWrite: (n) => {
             got += n;
@@ -159,7 +163,15 @@ export async function pull(store: Store, client: RegistryClient, ref: ImageRef, 
         if (typeof c.digest !== 'string' || !Number.isSafeInteger(c.size) || c.size < 0) throw new DistError('EINVAL', `${desc.digest}: malformed descriptor in manifest`);
       }
       await lease.add(children.map(([c]) => c.digest));
-      await Promise.all(children.map(([c, kind]) => limit(() => getBlob(c, kind))));
+      await allOrStop(
+        children.map(([c, kind]) =>
+          limit(() => {
+            signal.throwIfAborted();
+            return getBlob(c, kind);
+          }),
+        ),
+        stop,
+      );
     };
 
     let named: Descriptor = top;
@@ -167,7 +179,7 @@ export async function pull(store: Store, client: RegistryClient, ref: ImageRef, 
       const index = await getJson(top, 'index');
       const manifests: Descriptor[] = (index.manifests ?? []).filter((m: Descriptor) => isManifest(m.mediaType));
       if (opts.allPlatforms) {
-        await Promise.all(manifests.map((m) => pullManifest(m)));
+        await allOrStop(manifests.map((m) => pullManifest(m)), stop);
       } else {
         const chosen = selectManifest(manifests, opts.platform);
         emit({ event: 'platform', platform: formatPlatform(chosen.platform), digest: chosen.digest });
@@ -186,5 +198,21 @@ export async function pull(store: Store, client: RegistryClient, ref: ImageRef, 
     return { name, descriptor: named, fetched };
   } finally {
     await lease.end();
+  }
+}
+
+/**
+ * Promise.all that, at the first failure, stops the rest and waits for them before throwing
+ * that failure: queued blobs never start, and those in flight are aborted (a large blob's
+ * ingest keeps its bytes for the next pull to resume). The command then exits with nothing
+ * still writing, and no download goes on after the error is printed.
+ */
+async function allOrStop<T>(tasks: Promise<T>[], stop: () => void): Promise<T[]> {
+  try {
+    return await Promise.all(tasks);
+  } catch (err) {
+    stop();
+    await Promise.allSettled(tasks);
+    throw err;
   }
 }

@@ -282,3 +282,25 @@ test('pull: 24 small layers at -j 16 land quietly with nothing left in ingest/; 
   const index = JSON.parse(readFileSync(join(root2, 'index.json'), 'utf8'));
   assert.deepEqual(index.manifests, [], 'the image is not named');
 });
+
+test('pull: the first blob that fails stops the rest; nothing is still downloading or writing when it returns', async (t) => {
+  const reg = await startRegistry(t);
+  const src = await fixtureDir(t, 'src');
+  const layers = Array.from({ length: 12 }, (_, i) => ({ [`layer-${i}/rand.bin`]: randomBytes(16 << 10) }));
+  const img = await buildImage(src, '1', layers);
+  await pushFromLayout(reg, src, 'team/many', '1', img.manifest, img.mediaType);
+  const proxy = await new FaultProxy(reg.url).start(t);
+  const bad = img.layers[1]!;
+  proxy.rules.push({ path: new RegExp(`/blobs/${bad}`), fault: { corrupt: true } });
+  const root = join(await tempDir(t), 'store');
+  const r = await runCli(['pull', '-j', '2', `${proxy.host}/team/many:1`], { root });
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, new RegExp(`^dist pull: ${bad}: digest mismatch: expected ${bad}, got sha256:[0-9a-f]{64}\n$`));
+  // Config, then layers two at a time: the failure is seen long before the last layers start.
+  const requested = () => img.layers.filter((d) => proxy.seen.some((s) => s.url.endsWith(`/blobs/${d}`)));
+  const atReturn = requested();
+  assert.ok(atReturn.length < img.layers.length / 2, `${atReturn.length} of ${img.layers.length} layers were requested`);
+  assert.deepEqual((await leftovers(root)).ingest, [], 'nothing half-written when the command returns');
+  await new Promise((res) => setTimeout(res, 300));
+  assert.deepEqual(requested(), atReturn, 'no layer was requested after the command returned');
+});
