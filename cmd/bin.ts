@@ -6,7 +6,7 @@ export { main };
  * The process edge: real stdio, env, signals and the exit status. The launcher
  * (cmd/launcher.cts) calls this after loading the bundle.
  */
-export function start(argv: string[]): void {
+export function start(argv: string[], opts: { extraCaFile?: string } = {}): void {
   const controller = new AbortController();
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.once(sig, () => controller.abort(new Error(`interrupted by ${sig}`)));
@@ -24,6 +24,7 @@ export function start(argv: string[]): void {
     isTTY: Boolean(process.stdout.isTTY),
     stderrTTY: Boolean(process.stderr.isTTY),
     signal: controller.signal,
+    extraCaFile: opts.extraCaFile,
   }).then(
     (status) => {
       process.exitCode = status;

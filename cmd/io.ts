@@ -11,6 +11,11 @@ export interface IO {
   /** True when stderr is a terminal: live progress is drawn there. */
   stderrTTY?: boolean;
   signal: AbortSignal;
+  /**
+   * NODE_EXTRA_CA_CERTS, when bin/dist kept node from loading it at start-up: the registry
+   * client reads it at its first TLS connection instead.
+   */
+  extraCaFile?: string;
 }
 
 /** Writes text and waits for the stream to accept it (backpressure). */

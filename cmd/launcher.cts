@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S -u NODE_EXTRA_CA_CERTS DIST_NODE_EXTRA_CA_CERTS=${NODE_EXTRA_CA_CERTS} node
 // bin/dist. Loads the bundle (out/bundle/main.cjs) with V8's code cache for it, built by
 // scripts/code-cache.mjs at build time, then runs the command.
 //
@@ -7,24 +7,23 @@
 // every process cost ~45 ms of a `dist fetch` (measured); with the cache V8 deserializes
 // them instead. A cache V8 rejects (another Node version, a rebuilt bundle) only costs that
 // time back: the code runs the same.
+//
+// The #! line moves NODE_EXTRA_CA_CERTS out of node's way (GNU env -S expands ${...}; an
+// unset variable becomes empty). With it set, node parses every certificate in the file
+// before running any code: ~75 ms of each start-up with Debian's 140-certificate bundle
+// (measured: `node -e 0` 115 ms -> 38 ms), though only a TLS connection uses them. The
+// registry client loads the same file at its first TLS connection instead (lib/remote/
+// connect.ts), and the variable is put back for child processes.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setFlagsFromString } from 'node:v8';
 import { Script } from 'node:vm';
-
-// undici parses HTTP in wasm. V8 tiers hot wasm up to TurboFan on background threads, and
-// Node waits for those jobs at exit: +130 ms on every short dist fetch (measured: 363 ms ->
-// 234 ms for a manifest; a 64 MiB blob 481 ms -> 503 ms, within noise). dist runs once per
-// layer under xargs, so stay on the baseline tier. Set before anything compiles: the flag is
-// part of what V8 checks a code cache against, so the cache is built with it set too.
-setFlagsFromString('--liftoff-only');
 
 export const BUNDLE = join(__dirname, 'main.cjs');
 export const CACHE = `${BUNDLE}.cache`;
 
 export interface Bundle {
   main: typeof import('./main.js').main;
-  start: (argv: string[]) => void;
+  start: typeof import('./bin.js').start;
 }
 
 /** Compiles and runs the bundle as a CommonJS module, with the code cache when given one. */
@@ -45,4 +44,16 @@ function readCache(): Buffer | undefined {
   }
 }
 
-if (require.main === module) load(readCache()).bundle.start(process.argv.slice(2));
+/** NODE_EXTRA_CA_CERTS as the #! line saved it, restored in the environment. */
+function takeExtraCaFile(): string | undefined {
+  const saved = process.env.DIST_NODE_EXTRA_CA_CERTS;
+  if (saved === undefined) return undefined;
+  delete process.env.DIST_NODE_EXTRA_CA_CERTS;
+  if (!saved) return undefined;
+  process.env.NODE_EXTRA_CA_CERTS = saved;
+  return saved;
+}
+
+const extraCaFile = takeExtraCaFile();
+
+if (require.main === module) load(readCache()).bundle.start(process.argv.slice(2), { extraCaFile });

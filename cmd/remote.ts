@@ -19,6 +19,8 @@ export async function clientFor(args: Args, io: IO, command: string): Promise<Re
     credentials: credentialSource(io.env),
     insecure: Boolean(args.insecure),
     caFile: args.caFile,
+    extraCaFile: io.extraCaFile,
+    onWarning: (message) => void write(io.stderr, `dist ${command}: warning: ${message}\n`),
     onRetry: (r) => {
       if (io.env.DIST_DEBUG === '1') void write(io.stderr, `dist ${command}: ${r.reason}; retry ${r.attempt} in ${r.delayMs}ms\n`);
     },

@@ -12,6 +12,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { setFlagsFromString } from 'node:v8';
 import { buildImage } from '../out/test/helpers/image.js';
 
 const repo = new URL('..', import.meta.url).pathname;
@@ -89,6 +90,10 @@ try {
   server.closeAllConnections();
   server.close();
 
+  // The registry client set --liftoff-only at its first connection (lib/remote/connect.ts).
+  // V8 checks a cache against the flags it was made under, and bin/dist starts without it.
+  // The flag also turned off the two it implies; --no-liftoff-only does not turn them back.
+  setFlagsFromString('--no-liftoff-only --wasm-tier-up --wasm-dynamic-tiering');
   const data = script.createCachedData();
   writeFileSync(CACHE, data);
   process.stderr.write(`code cache: ${(data.length / 1024).toFixed(0)} KiB\n`);

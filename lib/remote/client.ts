@@ -6,6 +6,7 @@ import Agent from 'undici/lib/dispatcher/agent.js';
 import undiciRequest from 'undici/lib/api/api-request.js';
 import { DistError } from '../errors.js';
 import { sleep } from '../sleep.js';
+import { connector } from './connect.js';
 import { basicHeader, parseChallenge, type Challenge, type CredentialSource, type Credentials } from './auth.js';
 import type { Locator } from './locator.js';
 
@@ -28,8 +29,12 @@ export interface ClientOptions {
   credentials?: CredentialSource;
   /** Skip TLS verification. */
   insecure?: boolean;
-  /** PEM file of extra CAs to trust. */
+  /** PEM file of extra CAs to trust, on top of Node's roots. */
   caFile?: string;
+  /** NODE_EXTRA_CA_CERTS, when bin/dist kept node from loading it at start-up. */
+  extraCaFile?: string;
+  /** A one-line warning for stderr (an unreadable CA file). */
+  onWarning?: (message: string) => void;
   retry?: Partial<RetryPolicy>;
   userAgent?: string;
   /** Called before each retry, with why (for --debug style diagnostics). */
@@ -74,7 +79,14 @@ export class RegistryClient {
   private readonly userAgent: string;
 
   constructor(private readonly opts: ClientOptions = {}) {
-    const ca = opts.caFile ? readFileSync(opts.caFile, 'utf8') : undefined;
+    let ca: string | undefined;
+    if (opts.caFile) {
+      try {
+        ca = readFileSync(opts.caFile, 'utf8');
+      } catch (err) {
+        throw new DistError('EINVAL', `cannot read --ca-file ${opts.caFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
+      }
+    }
     this.agent = new Agent({
       keepAliveTimeout: 30_000,
       // One connection per concurrent blob; pull caps its own concurrency.
@@ -82,7 +94,12 @@ export class RegistryClient {
       pipelining: 1,
       headersTimeout: 60_000,
       bodyTimeout: 120_000,
-      connect: { rejectUnauthorized: !opts.insecure, ...(ca ? { ca } : {}) },
+      connect: connector({
+        insecure: opts.insecure,
+        ca,
+        extraCaFile: opts.extraCaFile,
+        onWarning: opts.onWarning,
+      }),
     });
     this.retry = { ...DEFAULT_RETRY, ...opts.retry };
     this.userAgent = opts.userAgent ?? 'dist/0.1';

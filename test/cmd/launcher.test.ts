@@ -2,7 +2,7 @@
 // unloaded. Both are silent when they break (dist only gets slower), so they are tested here.
 import assert from 'node:assert/strict';
 import { constants as realConstants } from 'node:http2';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { constants } from '../../lib/shims/undici-http2.js';
@@ -17,6 +17,31 @@ test('bin/dist loads the bundle with a code cache V8 accepts', async () => {
   const r = await spawnCapture(process.execPath, ['-e', probe]);
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout, 'false');
+});
+
+test('bin/dist starts without node loading NODE_EXTRA_CA_CERTS, and gives it back to the environment', async () => {
+  // node itself warns at start-up when it cannot load the file; bin/dist must not let it try.
+  // `dist path` of an unknown digest prints a one-line error and connects nowhere.
+  const env = { PATH: process.env.PATH, NODE_EXTRA_CA_CERTS: '/nonexistent/ca.pem' };
+  const r = await spawnCapture(DIST_BIN, ['--root', '/nonexistent', 'path', 'sha256:' + 'a'.repeat(64)], { env });
+  assert.equal(r.status, 1);
+  assert.doesNotMatch(r.stderr, /Warning|extra certs/);
+  assert.equal(r.stderr.split('\n').length, 2, r.stderr);
+
+  // Run through the #! line (as a shell would), the bundle sees the user's environment unchanged.
+  const probe = `process.stdout.write(JSON.stringify([process.env.NODE_EXTRA_CA_CERTS, process.env.DIST_NODE_EXTRA_CA_CERTS]))`;
+  const shebang = readFileSync(join(REPO, 'out', 'bundle', 'dist.cjs'), 'utf8').split('\n')[0]!;
+  const script = join(REPO, 'out', 'bundle', 'env-probe.cjs');
+  writeFileSync(script, `${shebang}\nrequire(${JSON.stringify(join(REPO, 'out', 'bundle', 'dist.cjs'))});\n${probe}\n`, { mode: 0o755 });
+  try {
+    for (const value of ['/etc/ssl/some file.pem', undefined]) {
+      const seen = await spawnCapture(script, [], { env: { PATH: process.env.PATH, ...(value && { NODE_EXTRA_CA_CERTS: value }) } });
+      assert.equal(seen.status, 0, seen.stderr);
+      assert.deepEqual(JSON.parse(seen.stdout), [value ?? null, null]);
+    }
+  } finally {
+    rmSync(script, { force: true });
+  }
 });
 
 test('dist fetch, ingest and pull never load node:http2', async (t) => {
