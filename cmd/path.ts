@@ -1,4 +1,4 @@
-import { stat } from 'node:fs/promises';
+import { statSync } from 'node:fs';
 import type { Command } from './spec.js';
 import { storePaths } from './store.js';
 import { readWords, write } from './io.js';
@@ -24,7 +24,8 @@ export const path: Command = {
     return eachDigest('path', digests, io, async (digest) => {
       const p = store.blobPath(digest);
       try {
-        await stat(p);
+        // Synchronous: one stat costs microseconds, and an async one starts libuv's threads.
+        statSync(p);
       } catch (err) {
         if ((err as { code?: string }).code === 'ENOENT') {
           const { notFound } = await import('../lib/content/info.js');

@@ -18,6 +18,13 @@ function tsFiles(dir) {
   return out;
 }
 
+/** The undici modules dist imports, and their names in the undici part. */
+const UNDICI_EXPORTS = {
+  'undici/lib/dispatcher/agent.js': 'Agent',
+  'undici/lib/api/api-request.js': 'request',
+  'undici/lib/core/connect.js': 'buildConnector',
+};
+
 rmSync('out', { recursive: true, force: true });
 
 // bin/dist is a small launcher (cmd/launcher.cts) that loads one CommonJS bundle of everything
@@ -39,6 +46,26 @@ await build({
   // Loaded from node_modules at run time: lib/archive/tar.ts patches its PAX decoder, and the
   // patch must reach the very module instance the extractor uses (tests use the same one).
   external: ['tar-stream'],
+  plugins: [undiciAsPart()],
+  logLevel: 'warning',
+});
+// undici, the bundle's second part: main requires it at the first registry request (see
+// cmd/launcher.cts), so commands that never connect do not load it.
+await build({
+  stdin: {
+    contents: Object.entries(UNDICI_EXPORTS)
+      .map(([path, name]) => `exports.${name} = require(${JSON.stringify(path)});`)
+      .join('\n'),
+    resolveDir: here,
+    sourcefile: 'undici-part.js',
+  },
+  outfile: 'out/bundle/undici.cjs',
+  bundle: true,
+  format: 'cjs',
+  platform: 'node',
+  target: 'node20',
+  minify: process.env.DIST_BUILD_PLAIN !== '1',
+  define: { 'import.meta.url': '__filename' },
   plugins: [undiciWithoutHttp2()],
   logLevel: 'warning',
 });
@@ -66,6 +93,22 @@ await build({
 
 // Last, with the test helpers transpiled: it serves a test image to train the cache.
 execFileSync(process.execPath, ['scripts/code-cache.mjs'], { stdio: 'inherit' });
+
+/** In main, each undici import is a property of the undici part; any other one fails the build. */
+function undiciAsPart() {
+  return {
+    name: 'undici-as-part',
+    setup(b) {
+      b.onResolve({ filter: /^undici(\/|$)/ }, (args) => ({ path: args.path, namespace: 'undici-part' }));
+      b.onResolve({ filter: /^dist:bundle\// }, (args) => ({ path: args.path, external: true }));
+      b.onLoad({ filter: /.*/, namespace: 'undici-part' }, (args) => {
+        const name = UNDICI_EXPORTS[args.path];
+        if (!name) return { errors: [{ text: `${args.path}: not in the undici part (scripts/build.mjs UNDICI_EXPORTS)` }] };
+        return { contents: `module.exports = require('dist:bundle/undici').${name};`, loader: 'js' };
+      });
+    },
+  };
+}
 
 /** undici's node:http2 is replaced by lib/shims/undici-http2.ts (why: see there). */
 function undiciWithoutHttp2() {

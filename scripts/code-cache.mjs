@@ -16,7 +16,7 @@ import { setFlagsFromString } from 'node:v8';
 import { buildImage } from '../out/test/helpers/image.js';
 
 const repo = new URL('..', import.meta.url).pathname;
-const { load, CACHE } = createRequire(import.meta.url)(join(repo, 'out', 'bundle', 'dist.cjs'));
+const { load, cacheFile } = createRequire(import.meta.url)(join(repo, 'out', 'bundle', 'dist.cjs'));
 
 const work = mkdtempSync(join(tmpdir(), 'dist-code-cache-'));
 try {
@@ -51,7 +51,7 @@ try {
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   const host = `127.0.0.1:${server.address().port}`;
 
-  const { script, bundle } = load();
+  const { bundle, scripts } = load({ cache: false });
   const sink = () => new Writable({ write: (_c, _e, cb) => cb() });
   const root = join(work, 'store');
   const layer = image.layers[0];
@@ -94,9 +94,14 @@ try {
   // V8 checks a cache against the flags it was made under, and bin/dist starts without it.
   // The flag also turned off the two it implies; --no-liftoff-only does not turn them back.
   setFlagsFromString('--no-liftoff-only --wasm-tier-up --wasm-dynamic-tiering');
-  const data = script.createCachedData();
-  writeFileSync(CACHE, data);
-  process.stderr.write(`code cache: ${(data.length / 1024).toFixed(0)} KiB\n`);
+  const sizes = [];
+  for (const [part, script] of scripts()) {
+    const data = script.createCachedData();
+    writeFileSync(cacheFile(part), data);
+    sizes.push(`${part} ${(data.length / 1024).toFixed(0)} KiB`);
+  }
+  if (sizes.length !== 2) throw new Error(`code cache: the training loaded ${sizes.length} bundle parts, not 2`);
+  process.stderr.write(`code cache: ${sizes.join(', ')}\n`);
 } finally {
   rmSync(work, { recursive: true, force: true });
 }

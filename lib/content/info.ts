@@ -1,4 +1,4 @@
-import { readdir, stat, unlink } from 'node:fs/promises';
+import { readdir, stat, unlink } from '../fsp.js';
 import { join } from 'node:path';
 import { isDigest, parseDigest } from '../digest.js';
 import { DistError, sysCode } from '../errors.js';

@@ -1,4 +1,4 @@
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from '../fsp.js';
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import { sysCode } from '../errors.js';

@@ -1,5 +1,5 @@
 import { mkdirSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { stat } from '../fsp.js';
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import { DistError, sysCode } from '../errors.js';

@@ -1,5 +1,5 @@
 import { statSync } from 'node:fs';
-import { link, mkdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, rename, stat, unlink, writeFile } from '../fsp.js';
 import { join, resolve } from 'node:path';
 import { parseDigest, type Digest } from '../digest.js';
 import { sysCode } from '../errors.js';

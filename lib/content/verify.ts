@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { rm } from '../fsp.js';
 import { hasher, parseDigest } from '../digest.js';
 import { listBlobs } from './info.js';
 import type { Store } from './store.js';

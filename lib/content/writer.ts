@@ -1,5 +1,5 @@
 import { chmodSync, closeSync, createReadStream, fstatSync, fsync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, rmdirSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
-import { open, writeFile, type FileHandle } from 'node:fs/promises';
+import { open, writeFile, type FileHandle } from '../fsp.js';
 import { dirname, join } from 'node:path';
 import type { Hash } from 'node:crypto';
 import { hasher, parseDigest, type Algorithm, type Digest } from '../digest.js';

@@ -1,4 +1,4 @@
-import { readdir, rm, stat } from 'node:fs/promises';
+import { readdir, rm, stat } from '../fsp.js';
 import { join } from 'node:path';
 import { listBlobs, type BlobInfo } from '../content/info.js';
 import { leasedDigests, withGcLock } from '../content/lease.js';

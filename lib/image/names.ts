@@ -1,4 +1,4 @@
-import { stat } from 'node:fs/promises';
+import { stat } from '../fsp.js';
 import { withStoreLock } from '../content/lease.js';
 import { writeFileAtomic, type Store } from '../content/store.js';
 import { DistError } from '../errors.js';

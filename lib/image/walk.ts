@@ -1,4 +1,4 @@
-import { open, readFile } from 'node:fs/promises';
+import { open, readFile } from '../fsp.js';
 import { DistError, sysCode } from '../errors.js';
 import { digestOf, parseDigest } from '../digest.js';
 import type { Store } from '../content/store.js';

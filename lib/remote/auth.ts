@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile } from '../fsp.js';
 import { join } from 'node:path';
 import { DistError, sysCode } from '../errors.js';
 import { childProcess } from '../lazy.js';

@@ -9,14 +9,32 @@ import { constants } from '../../lib/shims/undici-http2.js';
 import { DIST_BIN, REPO, spawnCapture } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 
-test('bin/dist loads the bundle with a code cache V8 accepts', async () => {
+test('bin/dist loads each bundle part with a code cache V8 accepts', async () => {
   // A fresh node, flags as bin/dist has them: the cache is checked against V8's flags.
-  const probe = `const { load, CACHE } = require(${JSON.stringify(join(REPO, 'out', 'bundle', 'dist.cjs'))});
-    const { script } = load(require('node:fs').readFileSync(CACHE));
-    process.stdout.write(String(script.cachedDataRejected));`;
+  const probe = `const { load } = require(${JSON.stringify(join(REPO, 'out', 'bundle', 'dist.cjs'))});
+    const { scripts, loadPart } = load();
+    loadPart('undici');
+    process.stdout.write(JSON.stringify([...scripts()].map(([part, s]) => [part, s.cachedDataRejected])));`;
   const r = await spawnCapture(process.execPath, ['-e', probe]);
   assert.equal(r.status, 0, r.stderr);
-  assert.equal(r.stdout, 'false');
+  assert.deepEqual(JSON.parse(r.stdout), [['main', false], ['undici', false]]);
+});
+
+test('dist path does not load the undici part; dist fetch does', async (t) => {
+  const dir = await tempDir(t);
+  const hook = join(dir, 'files.cjs');
+  const report = join(dir, 'files.txt');
+  // Which files the process opened, from the launcher's reads.
+  writeFileSync(hook, `const fs = require('node:fs'); const seen = []; const read = fs.readFileSync;
+    fs.readFileSync = function (p, ...rest) { seen.push(String(p)); return read.call(this, p, ...rest); };
+    process.on('exit', () => fs.writeFileSync(${JSON.stringify(report)}, seen.join('\\n')));`);
+  const path = await spawnCapture(process.execPath, ['-r', hook, DIST_BIN, '--root', dir, 'path', 'sha256:' + 'a'.repeat(64)]);
+  assert.equal(path.status, 1);
+  const parts = () => readFileSync(report, 'utf8').split('\n').filter((f) => /\/out\/bundle\/(main|undici)\.cjs/.test(f)).map((f) => f.slice(f.lastIndexOf('/') + 1)).sort();
+  assert.deepEqual(parts(), ['main.cjs', 'main.cjs.cache']);
+  const fetch = await spawnCapture(process.execPath, ['-r', hook, DIST_BIN, 'fetch', '127.0.0.1:1/none', 'sha256:' + 'a'.repeat(64)]);
+  assert.equal(fetch.status, 1);
+  assert.deepEqual(parts(), ['main.cjs', 'main.cjs.cache', 'undici.cjs', 'undici.cjs.cache']);
 });
 
 test('bin/dist starts without node loading NODE_EXTRA_CA_CERTS, and gives it back to the environment', async () => {
