@@ -3,7 +3,6 @@ import { REMOTE_OPTIONS, clientFor, locatorFor } from './remote.js';
 import { write } from './io.js';
 import { DistError } from '../lib/errors.js';
 import type { Readable, Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { crypto } from '../lib/lazy.js';
 
 const SEED =
@@ -73,18 +72,10 @@ async function streamVerified(body: Readable, digest: string, verify: boolean, o
   const d = parseDigest(digest);
   const hash = crypto().createHash(d.algorithm);
   let n = 0;
-  await pipeline(
-    body,
-    async function* (source: AsyncIterable<any>) {
-      for await (const chunk of source) {
-        if (verify) hash.update(chunk);
-        n += chunk.length;
-        yield chunk;
-      }
-    },
-    out,
-    { end: false },
-  );
+  await pump(body, out, (chunk) => {
+    if (verify) hash.update(chunk);
+    n += chunk.length;
+  });
   if (verify) {
     const found = `${d.algorithm}:${hash.digest('hex')}`;
     if (found !== d.text) {
@@ -94,4 +85,40 @@ async function streamVerified(body: Readable, digest: string, verify: boolean, o
       });
     }
   }
+}
+
+/**
+ * Copies body to out (left open) in flowing mode, pausing the body while out is full. Each
+ * chunk goes straight from the socket to out: stream.pipeline through an async generator
+ * cost ~60 ms of CPU per 64 MiB (profiled: an async iterator per chunk, and Readable.read
+ * concatenating whatever had queued), on a process whose whole job is this copy. Fails with
+ * the first error of either side; an early end of the body is an error too.
+ */
+function pump(body: Readable, out: Writable, onChunk: (chunk: Buffer) => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const resume = () => body.resume();
+    const cleanup = () => {
+      body.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose);
+      out.off('error', onError).off('drain', resume);
+    };
+    const onData = (chunk: Buffer) => {
+      onChunk(chunk);
+      if (!out.write(chunk)) {
+        body.pause();
+        out.once('drain', resume);
+      }
+    };
+    const onEnd = () => {
+      cleanup();
+      resolve();
+    };
+    const onError = (err: Error) => {
+      cleanup();
+      body.destroy();
+      reject(err);
+    };
+    const onClose = () => onError(new DistError('EREMOTE', 'the connection closed before the end of the body'));
+    body.on('data', onData).once('end', onEnd).once('error', onError).once('close', onClose);
+    out.once('error', onError);
+  });
 }

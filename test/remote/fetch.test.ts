@@ -3,7 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { runCli } from '../helpers/cli.js';
+import { DIST_BIN, runCli } from '../helpers/cli.js';
+import { spawnSync } from 'node:child_process';
 import { FaultProxy } from '../helpers/faultproxy.js';
 import { buildImage, type BuiltImage } from '../helpers/image.js';
 import { fixtureDir, pushFromLayout, pushTwoPlatformIndex, startRegistry, type Registry } from '../helpers/registry.js';
@@ -242,4 +243,15 @@ test('bad input: each gives one line on stderr and a non-zero exit', async (t) =
     assert.match(first, re, argv.join(' '));
     assert.ok(r.stderr.split('\n').filter(Boolean).length <= 2, r.stderr);
   }
+});
+
+test('fetch: a reader that goes away (| head) ends dist fetch quietly, exit 0', async (t) => {
+  const { reg, big, bigBytes } = await setup(t);
+  const r = spawnSync('bash', ['-c', `"${DIST_BIN}" fetch ${reg.host}/team/app ${big} | head -c 1000 | wc -c; echo "\${PIPESTATUS[0]}"`], { encoding: 'utf8' });
+  assert.equal(r.stderr, '');
+  assert.deepEqual(r.stdout.trim().split(/\s+/), ['1000', '0']);
+  // And the whole blob, through a pipe, byte for byte.
+  const whole = spawnSync('bash', ['-o', 'pipefail', '-c', `"${DIST_BIN}" fetch ${reg.host}/team/app ${big} | cat`], { maxBuffer: 1 << 26 });
+  assert.equal(whole.status, 0, String(whole.stderr));
+  assert.ok(Buffer.from(whole.stdout).equals(bigBytes));
 });
