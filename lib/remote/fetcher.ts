@@ -135,48 +135,105 @@ export async function openBlob(client: RegistryClient, loc: Locator, digest: str
     first.res.body.destroy();
     throw new DistError('EBADSIZE', `${digest}: the registry serves ${first.skip + len} bytes, the descriptor says ${opts.size}`, { digest });
   }
-  const maxResumes = opts.maxResumes ?? 5;
-  async function* bytes(): AsyncGenerator<Buffer> {
-    let res = first.res;
-    let skip = start - first.skip; // bytes of this body before `start` (the server ignored Range)
-    let pos = start;
-    let resumes = 0;
-    for (;;) {
-      let reason: string | undefined;
-      try {
-        for await (const raw of res.body) {
-          let chunk = raw as Buffer;
-          if (skip > 0) {
-            if (chunk.length <= skip) {
-              skip -= chunk.length;
-              continue;
-            }
-            chunk = chunk.subarray(skip);
-            skip = 0;
-          }
-          pos += chunk.length;
-          yield chunk;
-        }
-        if (total === undefined || pos >= total) return;
-        reason = `body ended at byte ${pos} of ${total}`;
-      } catch (err) {
-        if (opts.signal?.aborted) throw err;
-        reason = (err as { code?: string }).code ?? (err as Error).message;
-      }
-      if (resumes++ >= maxResumes) {
-        throw new DistError('EREMOTE', `${digest}: download broke at byte ${pos} (${reason}); gave up after ${maxResumes} resumes`, { digest, offset: pos });
-      }
-      const next = await requestBlob(client, loc, digest, pos, opts.signal);
-      opts.onResume?.({ from: pos, honoured: next.skip === pos, reason });
-      res = next.res;
-      skip = pos - next.skip;
-    }
-  }
   return {
     status: first.res.statusCode,
     descriptor: { mediaType: header(first.res, 'content-type') ?? 'application/octet-stream', digest, size: total ?? -1 },
-    body: Readable.from(bytes(), { objectMode: false, highWaterMark: 1 << 20 }),
+    body: new ResumingBody(first, start, total, (pos) => requestBlob(client, loc, digest, pos, opts.signal), {
+      digest,
+      maxResumes: opts.maxResumes ?? 5,
+      signal: opts.signal,
+      onResume: opts.onResume,
+    }),
   };
+}
+
+/**
+ * A blob's bytes from `start`, across as many GETs as it takes. Chunks flow from the socket
+ * straight into this stream, with backpressure passed back by pausing the response: an async
+ * generator here cost a promise per chunk and a copy of whatever had queued (profiled, ~30 ms
+ * of CPU per 64 MiB in a process doing nothing else).
+ */
+class ResumingBody extends Readable {
+  private res: Response;
+  private skip: number;
+  private pos: number;
+  private resumes = 0;
+
+  constructor(
+    first: { res: Response; skip: number },
+    start: number,
+    private readonly total: number | undefined,
+    private readonly again: (pos: number) => Promise<{ res: Response; skip: number }>,
+    private readonly opts: { digest: string; maxResumes: number; signal?: AbortSignal; onResume?: BlobOptions['onResume'] },
+  ) {
+    super({ highWaterMark: 1 << 20 });
+    this.res = first.res;
+    this.skip = start - first.skip; // bytes of this body before `start` (the server ignored Range)
+    this.pos = start;
+    this.attach();
+  }
+
+  private attach(): void {
+    const body = this.res.body;
+    const onData = (raw: Buffer) => {
+      let chunk = raw;
+      if (this.skip > 0) {
+        if (chunk.length <= this.skip) {
+          this.skip -= chunk.length;
+          return;
+        }
+        chunk = chunk.subarray(this.skip);
+        this.skip = 0;
+      }
+      this.pos += chunk.length;
+      if (!this.push(chunk)) body.pause();
+    };
+    const done = (err?: Error) => {
+      body.off('data', onData).off('end', onEnd).off('error', done);
+      if (this.destroyed) return;
+      if (!err && (this.total === undefined || this.pos >= this.total)) {
+        this.push(null);
+        return;
+      }
+      if (err && this.opts.signal?.aborted) {
+        this.destroy(err);
+        return;
+      }
+      this.reopen(err ? ((err as { code?: string }).code ?? err.message) : `body ended at byte ${this.pos} of ${this.total}`);
+    };
+    const onEnd = () => done();
+    body.on('data', onData).once('end', onEnd).once('error', done);
+  }
+
+  private reopen(reason: string): void {
+    const { digest, maxResumes } = this.opts;
+    if (this.resumes++ >= maxResumes) {
+      this.destroy(new DistError('EREMOTE', `${digest}: download broke at byte ${this.pos} (${reason}); gave up after ${maxResumes} resumes`, { digest, offset: this.pos }));
+      return;
+    }
+    this.again(this.pos).then(
+      (next) => {
+        if (this.destroyed) {
+          next.res.body.destroy();
+          return;
+        }
+        this.opts.onResume?.({ from: this.pos, honoured: next.skip === this.pos, reason });
+        this.res = next.res;
+        this.skip = this.pos - next.skip;
+        this.attach();
+      },
+      (err: Error) => this.destroy(err),
+    );
+  }
+
+  override _read(): void {
+    this.res.body.resume();
+  }
+
+  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    this.res.body.destroy();
+    callback(err);
+  }
 }
 
 /**
