@@ -1,5 +1,5 @@
 import { statSync } from 'node:fs';
-import { link, mkdir, rename, stat, unlink, writeFile } from '../fsp.js';
+import { link, mkdir, rename, unlink, writeFile } from '../fsp.js';
 import { join, resolve } from 'node:path';
 import { parseDigest, type Digest } from '../digest.js';
 import { sysCode } from '../errors.js';
@@ -77,7 +77,8 @@ export async function openStore(root: string): Promise<Store> {
 
 async function ensureLayout(store: Store): Promise<void> {
   try {
-    await stat(store.indexPath);
+    // Every command opens the store: one synchronous stat, not fs/promises and its threads.
+    statSync(store.indexPath);
     return;
   } catch (err) {
     if (sysCode(err) !== 'ENOENT') throw err;
