@@ -27,8 +27,9 @@ const UNDICI_EXPORTS = {
 
 rmSync('out', { recursive: true, force: true });
 
-// bin/dist is a small launcher (cmd/launcher.cts) that loads one CommonJS bundle of everything
-// with V8's code cache for it. One file, no ESM loader: Node's ESM loader and per-chunk
+// bin/dist is a small launcher (cmd/launcher.cts) that loads a CommonJS bundle in two parts,
+// each with V8's code cache for it: main.cjs (dist's own code) and undici.cjs (the HTTP client,
+// loaded at the first registry request). No ESM loader: Node's ESM loader and per-chunk
 // compiles cost start-up in every process, and each command still evaluates only its own
 // modules, since esbuild keeps dynamically imported modules lazy.
 await build({

@@ -1,5 +1,5 @@
-// Builds V8's code cache for the bundle (out/bundle/main.cjs.cache), read by bin/dist at
-// start-up (cmd/launcher.cts).
+// Builds V8's code caches for the bundle parts (out/bundle/{main,undici}.cjs.cache), read by
+// bin/dist at start-up (cmd/launcher.cts).
 //
 // A cache made right after loading would hold only the code that ran while loading; most of
 // a command's functions compile lazily, when first called. So this runs the commands users
