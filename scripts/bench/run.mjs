@@ -12,7 +12,7 @@ const repo = new URL('../..', import.meta.url).pathname.replace(/\/$/, '');
 const DIST = join(repo, 'bin', 'dist');
 const work = join(repo, 'bench', 'work');
 const scratch = '/dev/shm/dist-bench'; // tmpfs: measure the tools, not this machine's noisy disk
-const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+const RUNS = Number(process.env.BENCH_RUNS ?? 7);
 // bin/dist keeps node from loading NODE_EXTRA_CA_CERTS at start-up (cmd/launcher.cts), which
 // costs every other node process ~75 ms when set. Floors and the node start-up baseline run
 // without it: a floor is the least a Node tool could cost.
@@ -25,20 +25,34 @@ const cleanup = async () => {
 };
 process.on('SIGINT', () => cleanup().then(() => process.exit(130)));
 
+/**
+ * Times each command `runs` times with hyperfine, in rounds: each round runs every command
+ * once, in turn, so that a slow spell on this shared machine hits all of them alike rather
+ * than whichever ran then. Returns per command the median, min, max and the time of each
+ * round (for paired ratios).
+ */
 function hyperfine(name, commands, { prepare, runs = RUNS, shell = true } = {}) {
-  const out = join(work, `hf-${name}.json`);
-  const args = ['--style', 'basic', '--runs', String(runs), '--warmup', '1', '--export-json', out];
-  if (!shell) args.push('-N');
-  else args.push('--shell', 'bash');
-  for (const [, cmd] of Object.entries(commands)) {
-    if (prepare) args.push('--prepare', prepare[cmd] ?? prepare.default ?? 'true');
-    args.push(cmd);
-  }
-  const r = spawnSync('hyperfine', args, { stdio: ['ignore', 'ignore', 'inherit'] });
-  if (r.status !== 0) throw new Error(`hyperfine failed for ${name}`);
-  const results = JSON.parse(readFileSync(out, 'utf8')).results;
   const labels = Object.keys(commands);
-  return Object.fromEntries(results.map((x, i) => [labels[i], { median: x.median, min: x.min, max: x.max, times: x.times }]));
+  const times = Object.fromEntries(labels.map((l) => [l, []]));
+  const out = join(work, `hf-${name}.json`);
+  for (let round = 0; round < runs; round++) {
+    const args = ['--style', 'none', '--runs', '1', '--warmup', round === 0 ? '1' : '0', '--export-json', out];
+    if (!shell) args.push('-N');
+    else args.push('--shell', 'bash');
+    for (const cmd of Object.values(commands)) {
+      if (prepare) args.push('--prepare', prepare[cmd] ?? prepare.default ?? 'true');
+      args.push(cmd);
+    }
+    const r = spawnSync('hyperfine', args, { stdio: ['ignore', 'ignore', 'inherit'] });
+    if (r.status !== 0) throw new Error(`hyperfine failed for ${name}`);
+    JSON.parse(readFileSync(out, 'utf8')).results.forEach((x, i) => times[labels[i]].push(x.times[0]));
+  }
+  return Object.fromEntries(labels.map((l) => [l, { median: median(times[l]), min: Math.min(...times[l]), max: Math.max(...times[l]), times: times[l] }]));
+}
+
+function median(xs) {
+  const s = [...xs].sort((x, y) => x - y);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
 /** Peak RSS (MiB) of one run of a single-process command. */
@@ -90,8 +104,8 @@ echo "containerd did not start" >&2; exit 1
 
 const fmt = (s) => `${s.median.toFixed(2)} s (${s.min.toFixed(2)}–${s.max.toFixed(2)})`;
 const ms = (s) => `${(s.median * 1000).toFixed(0)} ms (${(s.min * 1000).toFixed(0)}–${(s.max * 1000).toFixed(0)})`;
-/** Median of the pairwise ratios A/B (runs are interleaved in time per command, so this is approximate). */
-const ratio = (a, b) => a.median / b.median;
+/** The median of the per-round ratios A/B (rounds interleave the commands, see hyperfine()). */
+const ratio = (a, b) => median(a.times.map((t, i) => t / b.times[i]));
 
 async function main() {
   mkdirSync(work, { recursive: true });
@@ -184,7 +198,7 @@ async function main() {
   const table = [
     `# dist benchmarks`,
     '',
-    `${new Date().toISOString().slice(0, 10)}, ${RUNS} runs each after a warm-up (start-up: 30), medians with min–max; ratio < 1 means dist is faster.`,
+    `${new Date().toISOString().slice(0, 10)}, ${RUNS} rounds after a warm-up (start-up: 30); each round runs every command of a group once, in turn. Times are medians with min–max; ratios are medians of the per-round ratios; < 1 means dist is faster.`,
     `Machine: ${execFileSync('nproc').toString().trim()} cores, Node ${process.version}; registry: Debian docker-registry on 127.0.0.1; outputs on tmpfs.`,
     `NODE_EXTRA_CA_CERTS ${extraCa ? 'is set here' : 'is unset here'}; floors and the start-up baseline run node without it (bin/dist never has node load it).`,
     '',
