@@ -87,6 +87,9 @@ async function streamVerified(body: Readable, digest: string, verify: boolean, o
   }
 }
 
+/** Bytes queued on out before pump pauses the body (see the comment in pump). */
+const PUMP_HIGH_WATER = 1 << 20;
+
 /**
  * Copies body to out (left open) in flowing mode, pausing the body while out is full. Each
  * chunk goes straight from the socket to out: stream.pipeline through an async generator
@@ -94,8 +97,6 @@ async function streamVerified(body: Readable, digest: string, verify: boolean, o
  * concatenating whatever had queued), on a process whose whole job is this copy. Fails with
  * the first error of either side; an early end of the body is an error too.
  */
-const PUMP_HIGH_WATER = 1 << 20;
-
 function pump(body: Readable, out: Writable, onChunk: (chunk: Buffer) => void): Promise<void> {
   return new Promise((resolve, reject) => {
     const resume = () => body.resume();

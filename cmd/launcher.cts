@@ -39,10 +39,7 @@ const loaded = new Map<Part, { script: Script; exports: unknown }>();
 let useCache = true;
 
 /** What the parts see as `require`: the real one, plus the other parts by name. */
-const partRequire = Object.assign(
-  (id: string): unknown => (id.startsWith('dist:bundle/') ? loadPart(id.slice('dist:bundle/'.length) as Part) : require(id)),
-  { resolve: require.resolve, cache: require.cache, main: require.main, extensions: require.extensions },
-) as NodeJS.Require;
+const partRequire = (id: string): unknown => (id.startsWith('dist:bundle/') ? loadPart(id.slice('dist:bundle/'.length) as Part) : require(id));
 
 function loadPart(part: Part): unknown {
   let p = loaded.get(part);
@@ -53,10 +50,9 @@ function loadPart(part: Part): unknown {
     const wrapped = `(function (exports, require, module, __filename, __dirname) {${source}\n})`;
     const script = new Script(wrapped, { filename: file, cachedData: useCache ? readCache(part) : undefined });
     const mod = { exports: {} };
+    script.runInThisContext()(mod.exports, partRequire, mod, file, __dirname);
     p = { script, exports: mod.exports };
     loaded.set(part, p);
-    script.runInThisContext()(mod.exports, partRequire, mod, file, __dirname);
-    p.exports = mod.exports;
   }
   return p.exports;
 }

@@ -11,6 +11,11 @@ export function crypto(): typeof import('node:crypto') {
   return require('node:crypto');
 }
 
+/** node:tls, loaded on first use: only a https registry needs it (its root certificates). */
+export function tls(): typeof import('node:tls') {
+  return require('node:tls');
+}
+
 /** node:child_process, loaded on first use: only credential helpers and xattrs need it. */
 export function childProcess(): typeof import('node:child_process') {
   return require('node:child_process');

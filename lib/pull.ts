@@ -73,7 +73,6 @@ export async function pull(store: Store, client: RegistryClient, ref: ImageRef, 
   let blobs = 0;
   const limit = pLimit(Math.max(1, opts.concurrency));
   try {
-    const stop = () => stopper.abort(new DistError('EREMOTE', 'pull stopped: another blob failed'));
     let top: Descriptor;
     if (ref.digest && (await store.has(ref.digest))) {
       top = await localDescriptor(store, ref.digest);
@@ -170,7 +169,7 @@ export async function pull(store: Store, client: RegistryClient, ref: ImageRef, 
             return getBlob(c, kind);
           }),
         ),
-        stop,
+        stopper,
       );
     };
 
@@ -179,7 +178,7 @@ export async function pull(store: Store, client: RegistryClient, ref: ImageRef, 
       const index = await getJson(top, 'index');
       const manifests: Descriptor[] = (index.manifests ?? []).filter((m: Descriptor) => isManifest(m.mediaType));
       if (opts.allPlatforms) {
-        await allOrStop(manifests.map((m) => pullManifest(m)), stop);
+        await allOrStop(manifests.map((m) => pullManifest(m)), stopper);
       } else {
         const chosen = selectManifest(manifests, opts.platform);
         emit({ event: 'platform', platform: formatPlatform(chosen.platform), digest: chosen.digest });
@@ -207,11 +206,11 @@ export async function pull(store: Store, client: RegistryClient, ref: ImageRef, 
  * ingest keeps its bytes for the next pull to resume). The command then exits with nothing
  * still writing, and no download goes on after the error is printed.
  */
-async function allOrStop<T>(tasks: Promise<T>[], stop: () => void): Promise<T[]> {
+async function allOrStop<T>(tasks: Promise<T>[], stopper: AbortController): Promise<T[]> {
   try {
     return await Promise.all(tasks);
   } catch (err) {
-    stop();
+    stopper.abort(new DistError('EREMOTE', 'pull stopped: another blob failed'));
     await Promise.allSettled(tasks);
     throw err;
   }

@@ -1,10 +1,10 @@
 // How the registry client opens connections: plain TCP at once, TLS with its trust store
 // built on first use, and V8's wasm tier set before undici compiles its HTTP parser.
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import type { SecureContextOptions } from 'node:tls';
 import { setFlagsFromString } from 'node:v8';
 import buildConnector from 'undici/lib/core/connect.js';
+import { tls } from '../lazy.js';
 
 export interface TrustOptions {
   /** Skip TLS verification. */
@@ -68,8 +68,6 @@ function trust(opts: TrustOptions): SecureContextOptions {
   }
   if (extra.length === 0) return {};
   // `ca` replaces the default roots, so they are passed along: extra CAs add to the trust,
-  // as with NODE_EXTRA_CA_CERTS, skopeo's --cert-dir and oras' --ca-file. node:tls loads
-  // here, not with the client, or every command would pay for it at start-up.
-  const { rootCertificates } = createRequire(import.meta.url)('node:tls') as typeof import('node:tls');
-  return { ca: [...rootCertificates, ...extra] };
+  // as with NODE_EXTRA_CA_CERTS, skopeo's --cert-dir and oras' --ca-file.
+  return { ca: [...tls().rootCertificates, ...extra] };
 }
