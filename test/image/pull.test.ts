@@ -255,12 +255,25 @@ test('pull: live progress on a terminal (per-blob bars, totals, redrawn in place
   assert.match(last, new RegExp(`${img.manifest}\\r?\\n$`), 'the digest is still printed last, on stdout');
 });
 
-test('pull: 24 small layers at -j 16 land quietly with nothing left in ingest/; wrong bytes in one commit nothing of it', async (t) => {
+/** A registry holding team/many:1, `n` layers of 16 KiB of random bytes each. */
+async function smallLayers(t: any, n: number) {
   const reg = await startRegistry(t);
   const src = await fixtureDir(t, 'src');
-  const layers = Array.from({ length: 24 }, (_, i) => ({ [`layer-${i}/rand.bin`]: randomBytes(16 << 10) }));
+  const layers = Array.from({ length: n }, (_, i) => ({ [`layer-${i}/rand.bin`]: randomBytes(16 << 10) }));
   const img = await buildImage(src, '1', layers);
   await pushFromLayout(reg, src, 'team/many', '1', img.manifest, img.mediaType);
+  return { reg, img };
+}
+
+/** A fault proxy in front of reg that flips one byte of blob `digest`. */
+async function corrupting(t: any, reg: Registry, digest: string): Promise<FaultProxy> {
+  const proxy = await new FaultProxy(reg.url).start(t);
+  proxy.rules.push({ path: new RegExp(`/blobs/${digest}`), fault: { corrupt: true } });
+  return proxy;
+}
+
+test('pull: 24 small layers at -j 16 land quietly with nothing left in ingest/; wrong bytes in one commit nothing of it', async (t) => {
+  const { reg, img } = await smallLayers(t, 24);
   const root = join(await tempDir(t), 'store');
   // A real process: Node's MaxListenersExceededWarning goes to the process's stderr.
   const r = await spawnDist(['pull', '-j', '16', `${reg.host}/team/many:1`], { env: { ...process.env, DIST_ROOT: root } });
@@ -269,9 +282,8 @@ test('pull: 24 small layers at -j 16 land quietly with nothing left in ingest/; 
   assert.equal((await runCli(['verify'], { root })).status, 0);
 
   // The same image through a proxy that flips one byte of one small layer.
-  const proxy = await new FaultProxy(reg.url).start(t);
   const bad = img.layers[5]!;
-  proxy.rules.push({ path: new RegExp(`/blobs/${bad}`), fault: { corrupt: true } });
+  const proxy = await corrupting(t, reg, bad);
   const root2 = join(await tempDir(t), 'store');
   const r2 = await runCli(['pull', '-j', '16', `${proxy.host}/team/many:1`], { root: root2 });
   assert.equal(r2.status, 1);
@@ -284,14 +296,9 @@ test('pull: 24 small layers at -j 16 land quietly with nothing left in ingest/; 
 });
 
 test('pull: the first blob that fails stops the rest; nothing is still downloading or writing when it returns', async (t) => {
-  const reg = await startRegistry(t);
-  const src = await fixtureDir(t, 'src');
-  const layers = Array.from({ length: 12 }, (_, i) => ({ [`layer-${i}/rand.bin`]: randomBytes(16 << 10) }));
-  const img = await buildImage(src, '1', layers);
-  await pushFromLayout(reg, src, 'team/many', '1', img.manifest, img.mediaType);
-  const proxy = await new FaultProxy(reg.url).start(t);
+  const { reg, img } = await smallLayers(t, 12);
   const bad = img.layers[1]!;
-  proxy.rules.push({ path: new RegExp(`/blobs/${bad}`), fault: { corrupt: true } });
+  const proxy = await corrupting(t, reg, bad);
   const root = join(await tempDir(t), 'store');
   const r = await runCli(['pull', '-j', '2', `${proxy.host}/team/many:1`], { root });
   assert.equal(r.status, 1);

@@ -6,13 +6,18 @@ import { runCli, spawnDist } from '../helpers/cli.js';
 import { buildImage } from '../helpers/image.js';
 import { fixtureDir, pushFromLayout, startRegistry } from '../helpers/registry.js';
 
-test('tls: verification is on by default; --ca-file trusts a CA; --insecure skips it, loudly', async (t) => {
+/** A TLS registry holding team/app:v1, one layer with a file of `text`. */
+async function tlsImage(t: any, text: string) {
   const reg = await startRegistry(t, { tls: true });
   const src = await fixtureDir(t, 'src');
-  const img = await buildImage(src, 'v1', [{ 'f.txt': 'tls\n' }]);
+  const img = await buildImage(src, 'v1', [{ 'f.txt': text }]);
   await pushFromLayout(reg, src, 'team/app', 'v1', img.manifest, img.mediaType);
   const layer = await readFile(join(src, 'blobs', 'sha256', img.layers[0]!.slice(7)));
-  const url = `https://${reg.host}/team/app`;
+  return { reg, img, layer, url: `https://${reg.host}/team/app` };
+}
+
+test('tls: verification is on by default; --ca-file trusts a CA; --insecure skips it, loudly', async (t) => {
+  const { reg, img, layer, url } = await tlsImage(t, 'tls\n');
 
   const unverified = await runCli(['fetch', url, img.layers[0]!]);
   assert.equal(unverified.status, 1);
@@ -30,12 +35,7 @@ test('tls: verification is on by default; --ca-file trusts a CA; --insecure skip
 });
 
 test('tls: bin/dist trusts NODE_EXTRA_CA_CERTS, read at the first TLS connection', async (t) => {
-  const reg = await startRegistry(t, { tls: true });
-  const src = await fixtureDir(t, 'src');
-  const img = await buildImage(src, 'v1', [{ 'f.txt': 'extra ca\n' }]);
-  await pushFromLayout(reg, src, 'team/app', 'v1', img.manifest, img.mediaType);
-  const layer = await readFile(join(src, 'blobs', 'sha256', img.layers[0]!.slice(7)));
-  const url = `https://${reg.host}/team/app`;
+  const { reg, img, layer, url } = await tlsImage(t, 'extra ca\n');
   const env = (extra: NodeJS.ProcessEnv) => ({ PATH: process.env.PATH, HOME: process.env.HOME, ...extra });
 
   // The launcher keeps node from loading the file at start-up; the client must still use it.
