@@ -1,5 +1,5 @@
-// Builds dist: bin/dist (a launcher, one bundle and its code cache), plus a per-file transpile of cmd/, lib/
-// and test/ into out/ for the test runner. Type checking is `make check` (tsc --noEmit).
+// Builds dist: bin/dist (a launcher, and a bundle in two parts with their code caches), plus a
+// per-file transpile of cmd/, lib/ and test/ into out/ for the test runner. Type checking is `make check` (tsc --noEmit).
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, readdirSync, statSync, rmSync } from 'node:fs';
@@ -25,6 +25,19 @@ const UNDICI_EXPORTS = {
   'undici/lib/core/connect.js': 'buildConnector',
 };
 
+/** What the two bundle parts share: single CommonJS files for Node 20. */
+const PART = {
+  bundle: true,
+  format: 'cjs',
+  platform: 'node',
+  target: 'node20',
+  // DIST_BUILD_PLAIN=1 keeps names readable, for --cpu-prof.
+  minify: process.env.DIST_BUILD_PLAIN !== '1',
+  // createRequire(import.meta.url) in lib/ works as createRequire(__filename) in CommonJS.
+  define: { 'import.meta.url': '__filename' },
+  logLevel: 'warning',
+};
+
 rmSync('out', { recursive: true, force: true });
 
 // bin/dist is a small launcher (cmd/launcher.cts) that loads a CommonJS bundle in two parts,
@@ -33,26 +46,19 @@ rmSync('out', { recursive: true, force: true });
 // compiles cost start-up in every process, and each command still evaluates only its own
 // modules, since esbuild keeps dynamically imported modules lazy.
 await build({
+  ...PART,
   entryPoints: ['cmd/bin.ts'],
   outfile: 'out/bundle/main.cjs',
-  bundle: true,
-  format: 'cjs',
-  platform: 'node',
-  target: 'node20',
-  // DIST_BUILD_PLAIN=1 keeps names readable, for --cpu-prof.
-  minify: process.env.DIST_BUILD_PLAIN !== '1',
   sourcemap: 'linked',
-  // createRequire(import.meta.url) in lib/ works as createRequire(__filename) in CommonJS.
-  define: { 'import.meta.url': '__filename' },
   // Loaded from node_modules at run time: lib/archive/tar.ts patches its PAX decoder, and the
   // patch must reach the very module instance the extractor uses (tests use the same one).
   external: ['tar-stream'],
   plugins: [undiciAsPart()],
-  logLevel: 'warning',
 });
 // undici, the bundle's second part: main requires it at the first registry request (see
 // cmd/launcher.cts), so commands that never connect do not load it.
 await build({
+  ...PART,
   stdin: {
     contents: Object.entries(UNDICI_EXPORTS)
       .map(([path, name]) => `exports.${name} = require(${JSON.stringify(path)});`)
@@ -61,14 +67,7 @@ await build({
     sourcefile: 'undici-part.js',
   },
   outfile: 'out/bundle/undici.cjs',
-  bundle: true,
-  format: 'cjs',
-  platform: 'node',
-  target: 'node20',
-  minify: process.env.DIST_BUILD_PLAIN !== '1',
-  define: { 'import.meta.url': '__filename' },
   plugins: [undiciWithoutHttp2()],
-  logLevel: 'warning',
 });
 await build({
   entryPoints: ['cmd/launcher.cts'],
