@@ -146,14 +146,15 @@ async function main() {
       'node floor': nodeFloor,
       'hash floor': hashFloor,
     };
+    const freshSeed = `rm -rf ${scratch}/seed; mkdir -p ${scratch}/seed; sync`;
     const r = hyperfine(`pull-${image}`, cmds, {
       prepare: {
         [cmds['dist pull']]: `rm -rf ${scratch}/pull; sync`,
         [cmds['skopeo copy']]: `rm -rf ${scratch}/skopeo; sync`,
         [cmds['ctr content fetch']]: `${containerd.reset}; sync`,
-        [cmds['seed pipeline']]: `rm -rf ${scratch}/seed; mkdir -p ${scratch}/seed; sync`,
-        [cmds['node floor']]: `rm -rf ${scratch}/seed; mkdir -p ${scratch}/seed; sync`,
-        [cmds['hash floor']]: `rm -rf ${scratch}/seed; mkdir -p ${scratch}/seed; sync`,
+        [cmds['seed pipeline']]: freshSeed,
+        [cmds['node floor']]: freshSeed,
+        [cmds['hash floor']]: freshSeed,
       },
     });
     const what = image === 'large' ? 'pull 8 x 64 MiB' : 'pull 40 small layers';
