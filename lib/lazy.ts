@@ -20,3 +20,8 @@ export function tls(): typeof import('node:tls') {
 export function childProcess(): typeof import('node:child_process') {
   return require('node:child_process');
 }
+
+/** node:net, loaded on first use: only registry commands connect. */
+export function net(): typeof import('node:net') {
+  return require('node:net');
+}

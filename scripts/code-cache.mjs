@@ -6,7 +6,7 @@
 // run most, in this process, against a throwaway store and a small image served by a
 // loopback HTTP server speaking the registry API, and only then serializes what V8 compiled.
 // Any command that fails here fails the build: a cache trained on errors would be no use.
-import { createReadStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -28,7 +28,18 @@ try {
   const blob = (digest) => join(layout, 'blobs', 'sha256', digest.slice('sha256:'.length));
   const server = createServer((req, res) => {
     const url = new URL(req.url, 'http://x');
-    const m = /^\/v2\/train\/(manifests|blobs|tags)\/(.+)$/.exec(url.pathname);
+    // Repository `auth` takes a bearer token, got by POST with an identity token: the one
+    // request undici sends (lib/remote/undici.ts), so that its bundle part is trained too.
+    if (req.method === 'POST' && url.pathname === '/token') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"access_token":"t"}');
+      return;
+    }
+    if (url.pathname.startsWith('/v2/auth/') && req.headers.authorization !== 'Bearer t') {
+      const challenge = `Bearer realm="http://${req.headers.host}/token",service="train",scope="repository:auth:pull"`;
+      res.writeHead(401, { 'www-authenticate': challenge, 'content-type': 'application/json' }).end('{"errors":[{"code":"UNAUTHORIZED"}]}');
+      return;
+    }
+    const m = /^\/v2\/(?:train|auth)\/(manifests|blobs|tags)\/(.+)$/.exec(url.pathname);
     let body;
     let type = 'application/octet-stream';
     let digest;
@@ -87,10 +98,13 @@ try {
   await run(['verify']);
   await run(['gc', '--dry-run']);
   await run(['delete', layer]);
+  mkdirSync(join(work, 'docker'));
+  writeFileSync(join(work, 'docker', 'config.json'), JSON.stringify({ auths: { [host]: { identitytoken: 'refresh' } } }));
+  await run(['fetch', `${host}/auth`, '1']);
   server.closeAllConnections();
   server.close();
 
-  // The registry client set --liftoff-only at its first connection (lib/remote/connect.ts).
+  // The registry client set --liftoff-only at its first connection (lib/remote/undici.ts).
   // V8 checks a cache against the flags it was made under, and bin/dist starts without it.
   // The flag also turned off the two it implies; --no-liftoff-only does not turn them back.
   setFlagsFromString('--no-liftoff-only --wasm-tier-up --wasm-dynamic-tiering');

@@ -1,16 +1,18 @@
-import { readFileSync } from 'node:fs';
+import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-// Only the dispatcher: `import { Agent } from 'undici'` also loads fetch, WebSocket, caches and
-// mocks (540 KB bundled; 286 KB this way), which cost ~40 ms of every dist fetch start-up.
-import Agent from 'undici/lib/dispatcher/agent.js';
-import undiciRequest from 'undici/lib/api/api-request.js';
 import { DistError } from '../errors.js';
 import { sleep } from '../sleep.js';
-import { connector } from './connect.js';
+import { H1Agent } from './h1.js';
+import { readCaFile, trustStore } from './trust.js';
 import { basicHeader, parseChallenge, type Challenge, type CredentialSource, type Credentials } from './auth.js';
 import type { Locator } from './locator.js';
 
-export type Response = Dispatcher.ResponseData;
+/** A response of either transport (lib/remote/h1.ts, or undici for requests with a body). */
+export interface Response {
+  statusCode: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Readable & { dump(): Promise<void>; json(): Promise<unknown>; text(): Promise<string> };
+}
 
 export interface RetryPolicy {
   /** Attempts per request, the first included. */
@@ -51,7 +53,7 @@ export interface RequestOptions {
   signal?: AbortSignal;
   /** Retry statuses and resets (default true). Uploads with a one-shot body pass false. */
   retry?: boolean;
-  body?: Dispatcher.DispatchOptions['body'];
+  body?: string;
 }
 
 const RETRY_STATUS = new Set([408, 429, 500, 502, 503, 504]);
@@ -71,7 +73,9 @@ const RETRY_ERRORS = new Set([
  * never contains credentials or tokens.
  */
 export class RegistryClient {
-  private readonly agent: Agent;
+  private readonly h1: H1Agent;
+  private undici: ReturnType<typeof import('./undici.js').undiciAgent> | undefined;
+  private readonly trust: ReturnType<typeof trustStore>;
   private readonly retry: RetryPolicy;
   private readonly tokens = new Map<string, Promise<string | undefined>>();
   private readonly challenges = new Map<string, Challenge>();
@@ -79,38 +83,33 @@ export class RegistryClient {
   private readonly userAgent: string;
 
   constructor(private readonly opts: ClientOptions = {}) {
-    let ca: string | undefined;
-    if (opts.caFile) {
-      try {
-        ca = readFileSync(opts.caFile, 'utf8');
-      } catch (err) {
-        throw new DistError('EINVAL', `cannot read --ca-file ${opts.caFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
-      }
-    }
-    this.agent = new Agent({
-      keepAliveTimeout: 30_000,
-      // One connection per concurrent blob; pull caps its own concurrency.
-      connections: 32,
-      pipelining: 1,
-      headersTimeout: 60_000,
-      bodyTimeout: 120_000,
-      connect: connector({
-        insecure: opts.insecure,
-        ca,
-        extraCaFile: opts.extraCaFile,
-        onWarning: opts.onWarning,
-      }),
+    this.trust = trustStore(readCaFile(opts.caFile), opts);
+    this.h1 = new H1Agent({
+      secureContext: this.trust.context,
+      rejectUnauthorized: !opts.insecure,
+      headersTimeoutMs: 60_000,
+      bodyTimeoutMs: 120_000,
+      keepAliveMs: 30_000,
     });
     this.retry = { ...DEFAULT_RETRY, ...opts.retry };
     this.userAgent = opts.userAgent ?? 'dist/0.1';
   }
 
-  private send(opts: Dispatcher.RequestOptions): Promise<Response> {
-    return undiciRequest.call(this.agent, opts);
+  /** GET and HEAD through lib/remote/h1.ts; a request with a body through undici. */
+  private async send(o: { origin: string; path: string; method: string; headers: Record<string, string>; body?: string; signal?: AbortSignal }): Promise<Response> {
+    if ((o.method === 'GET' || o.method === 'HEAD') && o.body === undefined) {
+      return this.h1.request({ origin: o.origin, path: o.path, method: o.method, headers: o.headers, signal: o.signal });
+    }
+    if (!this.undici) {
+      const { undiciAgent } = await import('./undici.js');
+      this.undici = undiciAgent({ insecure: this.opts.insecure, trust: this.trust.options });
+    }
+    return this.undici.send({ ...o, method: o.method as Dispatcher.HttpMethod });
   }
 
   async close(): Promise<void> {
-    await this.agent.close();
+    await this.h1.close();
+    await this.undici?.close();
   }
 
   /**

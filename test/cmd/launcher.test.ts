@@ -3,6 +3,8 @@
 import assert from 'node:assert/strict';
 import { constants as realConstants } from 'node:http2';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { constants } from '../../lib/shims/undici-http2.js';
@@ -20,7 +22,7 @@ test('bin/dist loads each bundle part with a code cache V8 accepts', async () =>
   assert.deepEqual(JSON.parse(r.stdout), [['main', false], ['undici', false]]);
 });
 
-test('dist path does not load the undici part; dist fetch does', async (t) => {
+test('dist path and dist fetch do not load the undici part; a request with a body does', async (t) => {
   const dir = await tempDir(t);
   const hook = join(dir, 'files.cjs');
   const report = join(dir, 'files.txt');
@@ -34,6 +36,20 @@ test('dist path does not load the undici part; dist fetch does', async (t) => {
   assert.deepEqual(parts(), ['main.cjs', 'main.cjs.cache']);
   const fetch = await spawnCapture(process.execPath, ['-r', hook, DIST_BIN, 'fetch', '127.0.0.1:1/none', 'sha256:' + 'a'.repeat(64)]);
   assert.equal(fetch.status, 1);
+  assert.match(fetch.stderr, /connection refused/);
+  assert.deepEqual(parts(), ['main.cjs', 'main.cjs.cache']);
+  // An identity token is exchanged by POST, which goes through undici (lib/remote/undici.ts).
+  const server = createServer((req, res) => {
+    if (req.method === 'POST') res.writeHead(503).end();
+    else res.writeHead(401, { 'www-authenticate': `Bearer realm="http://${req.headers.host}/token"` }).end();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  t.after(() => server.close());
+  const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ auths: { [host]: { identitytoken: 'x' } } }));
+  const post = await spawnCapture(process.execPath, ['-r', hook, DIST_BIN, 'fetch', `${host}/none`, 'latest'], { env: { ...process.env, DOCKER_CONFIG: dir } });
+  assert.equal(post.status, 1);
+  assert.match(post.stderr, /token server answered 503/);
   assert.deepEqual(parts(), ['main.cjs', 'main.cjs.cache', 'undici.cjs', 'undici.cjs.cache']);
 });
 
@@ -45,6 +61,10 @@ test('bin/dist starts without node loading NODE_EXTRA_CA_CERTS, and gives it bac
   assert.equal(r.status, 1);
   assert.doesNotMatch(r.stderr, /Warning|extra certs/);
   assert.equal(r.stderr.split('\n').length, 2, r.stderr);
+  // Nor does a plain-http fetch read it: only a TLS connection needs the extra CAs.
+  const f = await spawnCapture(DIST_BIN, ['fetch', '127.0.0.1:1/none', 'latest'], { env });
+  assert.equal(f.status, 1);
+  assert.match(f.stderr, /^dist fetch: cannot connect to 127\.0\.0\.1:1: connection refused\n$/);
 
   // Run through the #! line (as a shell would), the bundle sees the user's environment unchanged.
   const probe = `process.stdout.write(JSON.stringify([process.env.NODE_EXTRA_CA_CERTS, process.env.DIST_NODE_EXTRA_CA_CERTS]))`;

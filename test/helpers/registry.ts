@@ -20,6 +20,8 @@ export interface Registry {
   /** For authenticated registries: the good credentials. */
   user?: string;
   password?: string;
+  /** With token auth: the token server, and what it answered. */
+  tokens?: TokenServer;
   stop(): Promise<void>;
 }
 
@@ -119,17 +121,22 @@ ${tls}${auth}`;
     if (child.exitCode !== null || i > 200) throw new Error(`docker-registry did not start: ${stderr}`);
     await delay(25);
   }
-  return { host, url: `${opts.tls ? 'https' : 'http'}://${host}`, dir, caFile, user: opts.auth ? user : undefined, password: opts.auth ? password : undefined, stop };
+  return { host, url: `${opts.tls ? 'https' : 'http'}://${host}`, dir, caFile, user: opts.auth ? user : undefined, password: opts.auth ? password : undefined, tokens: token, stop };
 }
 
-interface TokenServer {
+export interface TokenServer {
   realm: string;
   certPath: string;
   /** Requests it answered, by outcome. */
   issued: number;
   refused: number;
+  /** Token requests by POST (the OAuth2 refresh-token grant). */
+  posts: number;
   stop(): Promise<void>;
 }
+
+/** The identity token (OAuth2 refresh token) the token server accepts, as `docker login` stores one. */
+export const IDENTITY_TOKEN = 'dist-test-identity-token';
 
 const b64url = (b: Buffer | string) => Buffer.from(b).toString('base64url');
 
@@ -146,11 +153,31 @@ async function startTokenServer(dir: string, user: string, password: string): Pr
   if (r.status !== 0) throw new Error(`openssl failed: ${r.stderr}`);
   const key = await readFile(keyPath, 'utf8');
   const certDer = new X509Certificate(await readFile(certPath)).raw;
-  const state = { issued: 0, refused: 0 };
-  const server: Server = createServer((req, res) => {
+  const state = { issued: 0, refused: 0, posts: 0 };
+  const server: Server = createServer(async (req, res) => {
     const u = new URL(req.url ?? '/', 'http://x');
-    const auth = req.headers.authorization ?? '';
-    const given = auth.startsWith('Basic ') ? Buffer.from(auth.slice(6), 'base64').toString() : undefined;
+    let given: string | undefined;
+    let scopes = u.searchParams.getAll('scope');
+    let service = u.searchParams.get('service');
+    if (req.method === 'POST') {
+      // OAuth2 refresh-token grant, as `docker login` leaves an identity token for.
+      let text = '';
+      for await (const c of req) text += c;
+      const form = new URLSearchParams(text);
+      state.posts++;
+      if (form.get('grant_type') !== 'refresh_token' || form.get('refresh_token') !== IDENTITY_TOKEN) {
+        state.refused++;
+        res.writeHead(401, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: 'invalid refresh token' }] }));
+        return;
+      }
+      given = `${user}:${password}`;
+      scopes = form.getAll('scope').flatMap((s) => s.split(' '));
+      service = form.get('service');
+    } else {
+      const auth = req.headers.authorization ?? '';
+      given = auth.startsWith('Basic ') ? Buffer.from(auth.slice(6), 'base64').toString() : undefined;
+    }
     if (given !== undefined && given !== `${user}:${password}`) {
       state.refused++;
       res.writeHead(401, { 'content-type': 'application/json' });
@@ -158,13 +185,13 @@ async function startTokenServer(dir: string, user: string, password: string): Pr
       return;
     }
     // Anonymous callers get a token with no access, as Docker Hub's auth does.
-    const access = given === undefined ? [] : u.searchParams.getAll('scope').map((s) => {
+    const access = given === undefined ? [] : scopes.map((s) => {
       const [type, name, actions] = [s.slice(0, s.indexOf(':')), s.slice(s.indexOf(':') + 1, s.lastIndexOf(':')), s.slice(s.lastIndexOf(':') + 1)];
       return { type, name, actions: actions.split(',') };
     });
     const now = Math.floor(Date.now() / 1000);
     const header = { alg: 'ES256', typ: 'JWT', x5c: [certDer.toString('base64')] };
-    const claims = { iss: 'dist-test-issuer', sub: given ? user : '', aud: u.searchParams.get('service'), exp: now + 300, nbf: now - 10, iat: now, jti: createHash('sha256').update(String(Math.random())).digest('hex'), access };
+    const claims = { iss: 'dist-test-issuer', sub: given ? user : '', aud: service, exp: now + 300, nbf: now - 10, iat: now, jti: createHash('sha256').update(String(Math.random())).digest('hex'), access };
     const signing = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
     const sig = createSign('SHA256').update(signing).sign({ key, dsaEncoding: 'ieee-p1363' });
     state.issued++;
@@ -182,6 +209,9 @@ async function startTokenServer(dir: string, user: string, password: string): Pr
     },
     get refused() {
       return state.refused;
+    },
+    get posts() {
+      return state.posts;
     },
     stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };

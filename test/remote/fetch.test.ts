@@ -3,11 +3,11 @@ import { randomBytes } from 'node:crypto';
 import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { DIST_BIN, runCli } from '../helpers/cli.js';
+import { DIST_BIN, runCli, spawnDist } from '../helpers/cli.js';
 import { spawnSync } from 'node:child_process';
 import { FaultProxy } from '../helpers/faultproxy.js';
 import { buildImage, type BuiltImage } from '../helpers/image.js';
-import { fixtureDir, pushFromLayout, pushTwoPlatformIndex, startRegistry, type Registry } from '../helpers/registry.js';
+import { IDENTITY_TOKEN, fixtureDir, pushFromLayout, pushTwoPlatformIndex, startRegistry, type Registry } from '../helpers/registry.js';
 import { leftovers } from '../helpers/store.js';
 import { tempDir } from '../helpers/tmp.js';
 import { RegistryClient } from '../../lib/remote/client.js';
@@ -103,6 +103,26 @@ for (const auth of ['htpasswd', 'token'] as const) {
     assert.match(none.stderr, /no credentials found for this registry/);
   });
 }
+
+test('auth (token): an identity token from config.json is exchanged by POST for a bearer token; a bad one is one line', async (t) => {
+  const { reg, big, bigBytes } = await setup(t, 'token');
+  const cfg = await tempDir(t);
+  const config = (token: string) => writeFile(join(cfg, 'config.json'), JSON.stringify({ auths: { [reg.host]: { auth: '', identitytoken: token } } }));
+  await config(IDENTITY_TOKEN);
+  // A real process: the POST is the one request that loads undici (lib/remote/undici.ts).
+  const ok = await spawnDist(['fetch', `${reg.host}/team/app`, big], { env: { ...process.env, DOCKER_CONFIG: cfg } });
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.equal(ok.stderr, '');
+  assert.ok(ok.stdoutBytes.equals(bigBytes));
+  assert.equal(reg.tokens!.posts, 1);
+
+  await config('not-the-token');
+  const bad = await spawnDist(['fetch', `${reg.host}/team/app`, 'v1'], { env: { ...process.env, DOCKER_CONFIG: cfg } });
+  assert.equal(bad.status, 1);
+  assert.equal(bad.stdout, '');
+  assert.equal(bad.stderr, `dist fetch: ${reg.host}/team/app: authentication failed: token server answered 401: UNAUTHORIZED: invalid refresh token\n`);
+  assert.ok(!bad.stderr.includes('not-the-token'));
+});
 
 test('auth: $REGISTRY_AUTH_FILE and a docker-credential helper both supply credentials', async (t) => {
   const { reg } = await setup(t, 'token');
