@@ -25,6 +25,7 @@ export function start(argv: string[], opts: { extraCaFile?: string } = {}): void
     stderrTTY: Boolean(process.stderr.isTTY),
     signal: controller.signal,
     extraCaFile: opts.extraCaFile,
+    stdoutFd: 1,
   }).then(
     (status) => {
       process.exitCode = status;

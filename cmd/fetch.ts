@@ -1,9 +1,10 @@
 import { usageError, wholeNumber, type Command } from './spec.js';
 import { REMOTE_OPTIONS, clientFor, locatorFor } from './remote.js';
-import { write } from './io.js';
+import { write, writeFdSync, type IO } from './io.js';
 import { DistError } from '../lib/errors.js';
 import type { Readable, Writable } from 'node:stream';
 import { crypto } from '../lib/lazy.js';
+import type { Lending } from '../lib/lend.js';
 
 const SEED =
   'dist fetch docker.io/library/redis latest mediatype:application/vnd.docker.distribution.manifest.v2+json | jq -r \'.layers[] | "dist fetch docker.io/library/redis "+.digest + "| dist ingest --expected-digest "+.digest+" --expected-size "+(.size | tostring) +" docker.io/library/redis@"+.digest\' | xargs -I{} -P10 -n1 sh -c "{}"';
@@ -50,7 +51,7 @@ export const fetch: Command = {
       if (isDigest(object) && !manifestHinted) {
         try {
           const blob = await openBlob(client, loc, object, { offset, signal: io.signal });
-          await streamVerified(blob.body, object, offset === 0, io.stdout);
+          await streamVerified(blob.body, object, offset === 0, io);
           return 0;
         } catch (err) {
           // As the seed does: a digest the blob store does not know may be a manifest.
@@ -67,15 +68,26 @@ export const fetch: Command = {
 };
 
 /** Streams to stdout while hashing; a mismatch fails after the bytes went out (ingest re-checks). */
-async function streamVerified(body: Readable, digest: string, verify: boolean, out: Writable): Promise<void> {
+async function streamVerified(body: Readable & Lending, digest: string, verify: boolean, io: IO): Promise<void> {
   const { parseDigest } = await import('../lib/digest.js');
   const d = parseDigest(digest);
   const hash = crypto().createHash(d.algorithm);
   let n = 0;
-  await pump(body, out, (chunk) => {
+  const onChunk = (chunk: Buffer) => {
     if (verify) hash.update(chunk);
     n += chunk.length;
-  });
+  };
+  const fd = io.stdoutFd;
+  if (fd !== undefined) {
+    // The process's own stdout: each chunk of the connection's read buffer is written out
+    // before the next read (a blocking write to a full pipe holds the socket back).
+    await body.lend((chunk) => {
+      onChunk(chunk);
+      writeFdSync(fd, chunk);
+    });
+  } else {
+    await pump(body, io.stdout, onChunk);
+  }
   if (verify) {
     const found = `${d.algorithm}:${hash.digest('hex')}`;
     if (found !== d.text) {

@@ -1,3 +1,4 @@
+import { writeSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 
 /** Everything a command may touch at the process edge. Tests pass their own. */
@@ -16,7 +17,29 @@ export interface IO {
    * client reads it at its first TLS connection instead.
    */
   extraCaFile?: string;
+  /**
+   * stdout's file descriptor when `stdout` is the process's own (bin/dist): a command that
+   * streams a blob writes lent chunks to it directly (see writeFdSync).
+   */
+  stdoutFd?: number;
 }
+
+/**
+ * Writes all of `chunk` to `fd` before returning, so the chunk may be reused (lib/lend.ts). A
+ * descriptor left non-blocking by another process gives EAGAIN when full: wait 1 ms and retry.
+ */
+export function writeFdSync(fd: number, chunk: Buffer): void {
+  for (let at = 0; at < chunk.length; ) {
+    try {
+      at += writeSync(fd, chunk, at);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+      Atomics.wait(pause, 0, 0, 1);
+    }
+  }
+}
+
+const pause = new Int32Array(new SharedArrayBuffer(4));
 
 /** Writes text and waits for the stream to accept it (backpressure). */
 export function write(out: Writable, text: string): Promise<void> {

@@ -2,6 +2,7 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { DistError, isDistError } from '../errors.js';
+import { canLend } from '../lend.js';
 import { openWriter, type Writer } from './writer.js';
 import type { Store } from './store.js';
 
@@ -60,7 +61,11 @@ export async function writeBlob(store: Store, body: (offset: number) => Readable
       });
     }
     const sink = new IngestSink(writer, writer.offset - start, opts.onWrite);
-    await pipeline(await body(start), sink, { signal: opts.signal });
+    const source = await body(start);
+    // A lending source (a blob from the registry) hands over each chunk of its read buffer to
+    // be hashed and written at once, with no stream in between (lib/lend.ts).
+    if (canLend(source)) await source.lend((chunk) => sink.take([chunk]));
+    else await pipeline(source, sink, { signal: opts.signal });
     if (writer.total !== undefined && writer.offset < writer.total) {
       throw new DistError(
         'EBADSIZE',
@@ -88,9 +93,10 @@ class IngestSink extends Writable {
     super({ highWaterMark: 1 << 20 });
   }
 
-  override _writev(chunks: { chunk: Buffer }[], callback: (err?: Error | null) => void): void {
+  /** Writes chunks into the store synchronously, after the bytes still to skip. */
+  take(chunks: Buffer[]): void {
     const bufs: Buffer[] = [];
-    for (const { chunk } of chunks) {
+    for (const chunk of chunks) {
       if (this.skip >= chunk.length) {
         this.skip -= chunk.length;
       } else if (this.skip > 0) {
@@ -100,14 +106,21 @@ class IngestSink extends Writable {
         bufs.push(chunk);
       }
     }
-    if (bufs.length === 0) return callback();
-    this.writer.write(bufs).then(() => {
-      let n = 0;
-      for (const b of bufs) n += b.length;
-      this.written += n;
-      this.onWrite?.(n);
-      callback();
-    }, callback);
+    if (bufs.length === 0) return;
+    this.writer.write(bufs);
+    let n = 0;
+    for (const b of bufs) n += b.length;
+    this.written += n;
+    this.onWrite?.(n);
+  }
+
+  override _writev(chunks: { chunk: Buffer }[], callback: (err?: Error | null) => void): void {
+    try {
+      this.take(chunks.map((c) => c.chunk));
+    } catch (err) {
+      return callback(err as Error);
+    }
+    callback();
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, callback: (err?: Error | null) => void): void {

@@ -144,10 +144,11 @@ export class Writer {
   }
 
   /**
-   * Appends bytes. Fails with EBADSIZE, writing nothing of the chunk, when they would pass the
-   * expected total, so an over-long stream is never read or stored beyond its bound.
+   * Appends bytes, synchronously: the chunks may be reused once it returns (lib/lend.ts).
+   * Fails with EBADSIZE, writing nothing of the chunk, when they would pass the expected total,
+   * so an over-long stream is never read or stored beyond its bound.
    */
-  async write(chunks: Buffer[]): Promise<void> {
+  write(chunks: Buffer[]): void {
     this.checkOpen();
     let length = 0;
     for (const c of chunks) length += c.length;

@@ -553,7 +553,11 @@ export class H1Body extends Readable {
 
   override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
     if (!this.ended && !this.failure) {
-      this.failure = err ?? h1Error('ECONNRESET', 'the body was closed before its end');
+      const e = (this.failure = err ?? h1Error('ECONNRESET', 'the body was closed before its end'));
+      if (this.lender) {
+        this.lender = undefined;
+        this.settle?.reject(e);
+      }
       this.conn.destroy();
     }
     callback(err);
