@@ -230,18 +230,19 @@ class Connection {
     // The head is copied: the read buffer is reused by the next read.
     this.head.push(Buffer.from(data));
     this.headBytes += data.length;
-    const all = this.head.length === 1 ? this.head[0]! : Buffer.concat(this.head);
+    let all = this.head.length === 1 ? this.head[0]! : Buffer.concat(this.head);
     this.head = [all];
     let end = all.indexOf('\r\n\r\n');
-    while (end >= 0) {
+    while (end >= 0 && end <= MAX_HEAD) {
       const parsed = parseHead(all.subarray(0, end).toString('latin1'));
       if (!parsed) {
         this.fail(h1Error('EPROTO', 'malformed HTTP response'));
         return false;
       }
-      let rest = all.subarray(end + 4);
+      const rest = all.subarray(end + 4);
       if (parsed.status >= 100 && parsed.status < 200) {
         // 1xx: an interim response; the real one follows.
+        all = rest;
         this.head = [rest];
         this.headBytes = rest.length;
         end = rest.indexOf('\r\n\r\n');
@@ -249,7 +250,7 @@ class Connection {
       }
       return this.startBody(parsed, rest);
     }
-    if (this.headBytes > MAX_HEAD) {
+    if (end > MAX_HEAD || this.headBytes > MAX_HEAD) {
       this.fail(h1Error('EPROTO', `response head over ${MAX_HEAD} bytes`));
       return false;
     }
@@ -542,8 +543,11 @@ export class H1Body extends Readable {
     if (this.lender) {
       this.lender = undefined;
       this.settle?.reject(err);
-    } else {
+    } else if (this.listenerCount('error') > 0) {
       this.destroy(err);
+    } else {
+      // Nobody reads it (yet): no 'error' event to crash on; a later lend() gets the error.
+      this.destroy();
     }
   }
 

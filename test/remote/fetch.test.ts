@@ -187,6 +187,12 @@ test('faults: a connection reset mid-body resumes with Range instead of starting
   assert.equal(gets[1]!.status, 206);
   assert.equal(gets[1]!.bytes, bigBytes.length - from, 'the resume carried only the missing bytes');
   assert.ok(proxy.bytesFor(/\/blobs\//) < bigBytes.length + 1_500_000);
+  // bin/dist writes lent chunks straight to fd 1 (cmd/fetch.ts): the same across a resume.
+  proxy.rules.push({ path: /\/blobs\//, fault: { resetAfter: 1_500_000 }, times: 1 });
+  const p = await spawnDist(['fetch', `${proxy.host}/team/app`, big]);
+  assert.equal(p.status, 0, p.stderr);
+  assert.ok(p.stdoutBytes.equals(bigBytes));
+  assert.equal(proxy.seen.filter((s) => /\/blobs\//.test(s.url)).length, 4);
 });
 
 test('faults: a server that ignores Range has the bytes already held skipped', async (t) => {
@@ -204,6 +210,13 @@ test('faults: a server that ignores Range has the bytes already held skipped', a
   // --offset against the same server: still the right bytes.
   const off = await runCli(['fetch', '--offset', '3000000', `${proxy.host}/team/app`, big]);
   assert.ok(off.stdoutBytes.equals(bigBytes.subarray(3_000_000)));
+  // And through bin/dist's fd 1 path.
+  proxy.rules.unshift({ path: /\/blobs\//, fault: { resetAfter: 1_000_000 }, times: 1 });
+  const p = await spawnDist(['fetch', `${proxy.host}/team/app`, big]);
+  assert.equal(p.status, 0, p.stderr);
+  assert.ok(p.stdoutBytes.equals(bigBytes));
+  const poff = await spawnDist(['fetch', '--offset', '3000000', `${proxy.host}/team/app`, big]);
+  assert.ok(poff.stdoutBytes.equals(bigBytes.subarray(3_000_000)));
 });
 
 test('faults: wrong bytes fail the fetch naming the digest; fetch | ingest commits nothing', async (t) => {
