@@ -8,8 +8,15 @@ export { main };
  */
 export function start(argv: string[], opts: { extraCaFile?: string } = {}): void {
   const controller = new AbortController();
+  // The first signal aborts the command, which cleans up and exits 130; a second one exits at
+  // once. The listener stays installed: proper-lockfile's signal-exit re-raises a signal that
+  // no other listener is left to handle, which killed dist before it could report (exit by
+  // SIGINT, no message) whenever it held a lock.
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(sig, () => controller.abort(new Error(`interrupted by ${sig}`)));
+    process.on(sig, () => {
+      if (controller.signal.aborted) process.exit(130);
+      controller.abort(new Error(`interrupted by ${sig}`));
+    });
   }
   // A closed stdout (`dist get ... | head`) must not crash with an unhandled EPIPE.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
@@ -26,6 +33,7 @@ export function start(argv: string[], opts: { extraCaFile?: string } = {}): void
     signal: controller.signal,
     extraCaFile: opts.extraCaFile,
     stdoutFd: 1,
+    stdinFd: 0,
   }).then(
     (status) => {
       process.exitCode = status;

@@ -1,6 +1,6 @@
 import { wholeNumber, type Command } from './spec.js';
 import { storeFor } from './store.js';
-import { write } from './io.js';
+import { lendPipe, write } from './io.js';
 import { DistError } from '../lib/errors.js';
 
 export const ingest: Command = {
@@ -32,7 +32,8 @@ export const ingest: Command = {
     const size = wholeNumber(args.expectedSize, '--expected-size');
     const offset = wholeNumber(args.offset, '--offset');
     const store = await storeFor(args, io);
-    const result = await writeBlob(store, io.stdin, {
+    const pipe = io.stdinFd === undefined ? undefined : lendPipe(io.stdinFd, io.signal);
+    const result = await writeBlob(store, pipe ? () => pipe : io.stdin, {
       ref,
       expected,
       size,

@@ -1,4 +1,7 @@
-import { writeSync } from 'node:fs';
+import { fstatSync, writeSync } from 'node:fs';
+import { net } from '../lib/lazy.js';
+import type { Lending } from '../lib/lend.js';
+import type { SocketConstructorOpts } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 
 /** Everything a command may touch at the process edge. Tests pass their own. */
@@ -22,6 +25,62 @@ export interface IO {
    * streams a blob writes lent chunks to it directly (see writeFdSync).
    */
   stdoutFd?: number;
+  /** stdin's file descriptor when `stdin` is the process's own (bin/dist): see lendPipe. */
+  stdinFd?: number;
+}
+
+/**
+ * When `fd` is a pipe or socket (`dist fetch ... | dist ingest`), a source that lends what it
+ * reads (lib/lend.ts): libuv reads into one reused 1 MiB buffer, where process.stdin would
+ * allocate fresh memory per 64 KiB read (measured, 64 MiB through dist ingest: 0.34 -> 0.26 s
+ * of CPU for the pair with `cat`). The event loop keeps running, so the ingest lock's refresh
+ * timer does too. Anything else (a file, a terminal): undefined, and the caller streams.
+ */
+export function lendPipe(fd: number, signal?: AbortSignal): Lending | undefined {
+  let st;
+  try {
+    st = fstatSync(fd);
+  } catch {
+    return undefined;
+  }
+  if (!st.isFIFO() && !st.isSocket()) return undefined;
+  return {
+    lend: (onChunk) =>
+      new Promise<void>((resolve, reject) => {
+        const buffer = Buffer.allocUnsafe(1 << 20);
+        const fail = (err: unknown) => {
+          socket.destroy();
+          reject(err);
+        };
+        // Node's types omit the constructor's `onread` (documented for net.Socket).
+        const options: SocketConstructorOpts & { onread: { buffer: Buffer; callback: (n: number) => boolean } } = {
+          fd,
+          readable: true,
+          writable: false,
+          onread: {
+            buffer,
+            callback: (n) => {
+              try {
+                onChunk(buffer.subarray(0, n));
+              } catch (err) {
+                fail(err);
+                return false;
+              }
+              return true;
+            },
+          },
+        };
+        const socket = new (net().Socket)(options);
+        const onAbort = () => fail(signal!.reason);
+        signal?.addEventListener('abort', onAbort, { once: true });
+        socket.once('end', () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        });
+        socket.once('error', fail);
+        socket.resume();
+      }),
+  };
 }
 
 /**

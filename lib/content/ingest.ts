@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { DistError, isDistError } from '../errors.js';
-import { canLend } from '../lend.js';
+import { canLend, type Lending } from '../lend.js';
 import { openWriter, type Writer } from './writer.js';
 import type { Store } from './store.js';
 
@@ -42,7 +42,7 @@ export interface WriteBlobResult {
  * On a size or digest mismatch the ingest is discarded (EBADSIZE / EINTEGRITY). On any other
  * failure (a broken or short stream, ENOSPC, abort) the ingest is kept for resume.
  */
-export async function writeBlob(store: Store, body: (offset: number) => Readable | Promise<Readable>, opts: WriteBlobOptions): Promise<WriteBlobResult> {
+export async function writeBlob(store: Store, body: (offset: number) => Readable | Lending | Promise<Readable | Lending>, opts: WriteBlobOptions): Promise<WriteBlobResult> {
   const opened = await openWriter(store, {
     ref: opts.ref,
     expected: opts.expected,
