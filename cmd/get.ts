@@ -1,5 +1,6 @@
 import { createReadStream } from 'node:fs';
-import { pipeline } from 'node:stream/promises';
+// A getter: node:stream/promises loads when get runs, not with every command.
+import { promises as streams } from 'node:stream';
 import type { Command } from './spec.js';
 import { storePaths } from './store.js';
 
@@ -13,7 +14,7 @@ export const get: Command = {
     const p = storePaths(args, io).blobPath(args.digest);
     const input = createReadStream(p, { highWaterMark: 1 << 20 });
     try {
-      await pipeline(input, io.stdout, { end: false });
+      await streams.pipeline(input, io.stdout, { end: false });
     } catch (err) {
       if ((err as { code?: string }).code === 'ENOENT') throw notFound(args.digest);
       throw err;

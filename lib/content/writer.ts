@@ -1,5 +1,4 @@
 import { chmodSync, closeSync, createReadStream, fstatSync, fsync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, rmdirSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
-import { open, writeFile, type FileHandle } from '../fsp.js';
 import { dirname, join } from 'node:path';
 import type { Hash } from 'node:crypto';
 import { hasher, parseDigest, type Algorithm, type Digest } from '../digest.js';
@@ -74,7 +73,7 @@ export async function openWriter(store: Store, opts: WriterOptions): Promise<Ope
  */
 export class Writer {
   private hash: Hash;
-  private fh: FileHandle;
+  private fd: number;
   private _offset: number;
   private ended = false;
 
@@ -85,11 +84,11 @@ export class Writer {
     readonly ref: string,
     readonly expected: Digest | undefined,
     readonly total: number | undefined,
-    fh: FileHandle,
+    fd: number,
     hash: Hash,
     offset: number,
   ) {
-    this.fh = fh;
+    this.fd = fd;
     this.hash = hash;
     this._offset = offset;
   }
@@ -128,7 +127,7 @@ export class Writer {
       if (total !== undefined) writeFileSync(join(dir, 'total'), String(total));
       else if (held.total !== undefined) rmSync(join(dir, 'total'), { force: true });
     } else if (total !== undefined && held.total === undefined) {
-      await writeFile(join(dir, 'total'), String(total));
+      writeFileSync(join(dir, 'total'), String(total));
     }
     const hash = hasher(algorithm);
     let offset = 0;
@@ -139,8 +138,10 @@ export class Writer {
         offset += (chunk as Buffer).length;
       }
     }
-    const fh = await open(dataPath, 'a');
-    return new Writer(store, dir, lock, ref, expected, total, fh, hash, offset);
+    // A plain descriptor: writes are synchronous, and fs/promises' FileHandle cost every
+    // ingest ~2 ms to load (profiled on a 32 KiB dist ingest).
+    const fd = openSync(dataPath, 'a');
+    return new Writer(store, dir, lock, ref, expected, total, fd, hash, offset);
   }
 
   /**
@@ -164,7 +165,7 @@ export class Writer {
       // thread pool cost more than the copy (measured, 8 x 64 MiB: CPU of the seed pipeline
       // 9.4 -> 8.2 s, of dist pull 2.07 -> 1.93 s). The wait for the disk is commit's fsync,
       // which stays off the event loop.
-      for (const c of chunks) for (let at = 0; at < c.length; ) at += writeSync(this.fh.fd, c, at);
+      for (const c of chunks) for (let at = 0; at < c.length; ) at += writeSync(this.fd, c, at);
     } catch (err) {
       throw ioError(err, `writing ingest ${JSON.stringify(this.ref)} at offset ${this._offset}`);
     }
@@ -189,9 +190,9 @@ export class Writer {
       // The data itself is synced off the event loop (it may be large and the disk slow);
       // the metadata steps after it are small, and synchronous calls here cost microseconds
       // where each fs/promises round trip cost a 40-layer pull ~1 ms per blob (profiled).
-      await this.fh.sync();
-      const size = fstatSync(this.fh.fd).size;
-      await this.fh.close();
+      await fsyncOffLoop(this.fd);
+      const size = fstatSync(this.fd).size;
+      closeSync(this.fd);
       if (size !== this._offset) {
         throw new DistError('EIO', `${this.label()}: data changed underneath the writer (${size} != ${this._offset} bytes)`);
       }
@@ -218,9 +219,11 @@ export class Writer {
     if (this.ended) return;
     this.ended = true;
     try {
-      await this.fh.sync().catch(() => {});
-      await this.fh.close();
-      await writeFile(join(this.dir, 'updatedat'), new Date().toISOString()).catch(() => {});
+      await fsyncOffLoop(this.fd).catch(() => {});
+      closeSync(this.fd);
+      try {
+        writeFileSync(join(this.dir, 'updatedat'), new Date().toISOString());
+      } catch {}
     } finally {
       await this.lock.release();
     }
@@ -230,7 +233,9 @@ export class Writer {
   async abort(): Promise<void> {
     if (!this.ended) {
       this.ended = true;
-      await this.fh.close().catch(() => {});
+      try {
+        closeSync(this.fd);
+      } catch {}
     }
     await discardIngest(this.dir, this.lock);
   }
@@ -296,6 +301,11 @@ export async function readStatus(dir: string): Promise<IngestFiles> {
     // updatedat is written on close only; a live writer's progress shows in the data mtime.
     updatedAt: mtime && (!updated || mtime > updated) ? mtime : updated,
   };
+}
+
+/** fsync on libuv's thread pool: on a slow disk this is the one call that waits. */
+function fsyncOffLoop(fd: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => fsync(fd, (err) => (err ? reject(err) : resolve())));
 }
 
 /** Removes an ingest directory's files, releases its lock, then the directory if empty. */
@@ -383,8 +393,7 @@ export async function putBlob(store: Store, bytes: Buffer, expected: string, siz
   try {
     try {
       for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at);
-      // Off the event loop: on a slow disk this is the one call that waits.
-      await new Promise<void>((resolve, reject) => fsync(fd, (err) => (err ? reject(err) : resolve())));
+      await fsyncOffLoop(fd);
     } finally {
       closeSync(fd);
     }
