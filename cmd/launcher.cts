@@ -13,17 +13,17 @@
 // before running any code: ~75 ms of each start-up with Debian's 140-certificate bundle
 // (measured: `node -e 0` 115 ms -> 38 ms), though only a TLS connection uses them. The
 // registry client loads the same file at its first TLS connection instead (lib/remote/
-// connect.ts), and the variable is put back for child processes.
+// trust.ts), and the variable is put back for child processes.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Script } from 'node:vm';
 
 /**
  * The bundle's parts, each a CommonJS script with its own code cache (`<part>.cjs.cache`):
- * `main` (everything of dist's own), and `undici` (the HTTP client), which main requires as
- * `dist:bundle/undici` at its first registry request. Commands that never touch a registry
- * (path, ingest, apply, list, ...) then neither read nor deserialize undici: ~40% of the
- * code and ~65% of the cache.
+ * `main` (everything of dist's own, with the GET/HEAD client lib/remote/h1.ts), and `undici`,
+ * which main requires as `dist:bundle/undici` for a request with a body (lib/remote/undici.ts).
+ * Pull, fetch and the store commands then neither read nor deserialize undici: over half the
+ * code and ~45% of the cache.
  */
 export const PARTS = ['main', 'undici'] as const;
 export type Part = (typeof PARTS)[number];
