@@ -1,3 +1,4 @@
+import type { IO } from './io.js';
 import { main } from './main.js';
 
 export { main };
@@ -18,23 +19,37 @@ export function start(argv: string[], opts: { extraCaFile?: string } = {}): void
       controller.abort(new Error(`interrupted by ${sig}`));
     });
   }
-  // A closed stdout (`dist get ... | head`) must not crash with an unhandled EPIPE.
-  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code === 'EPIPE') process.exit(0);
-  });
-
-  main(argv, {
+  // process.stdout is made on first use: making it sets fd 1 non-blocking, and dist fetch of a
+  // blob writes to fd 1 directly with blocking writes (cmd/fetch.ts), so it never touches it.
+  let stdout: NodeJS.WriteStream | undefined;
+  const getStdout = () => {
+    if (!stdout) {
+      stdout = process.stdout;
+      // A closed stdout (`dist get ... | head`) must not crash with an unhandled EPIPE.
+      stdout.on('error', (err: NodeJS.ErrnoException) => {
+        if (err.code === 'EPIPE') process.exit(0);
+      });
+    }
+    return stdout;
+  };
+  const io: IO = {
     stdin: () => process.stdin,
-    stdout: process.stdout,
+    get stdout() {
+      return getStdout();
+    },
     stderr: process.stderr,
     env: process.env,
-    isTTY: Boolean(process.stdout.isTTY),
+    get isTTY() {
+      return Boolean(getStdout().isTTY);
+    },
     stderrTTY: Boolean(process.stderr.isTTY),
     signal: controller.signal,
     extraCaFile: opts.extraCaFile,
     stdoutFd: 1,
     stdinFd: 0,
-  }).then(
+  };
+
+  main(argv, io).then(
     (status) => {
       process.exitCode = status;
     },

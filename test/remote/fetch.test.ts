@@ -3,8 +3,9 @@ import { randomBytes } from 'node:crypto';
 import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
 import { DIST_BIN, runCli, spawnDist } from '../helpers/cli.js';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { FaultProxy } from '../helpers/faultproxy.js';
 import { buildImage, type BuiltImage } from '../helpers/image.js';
 import { IDENTITY_TOKEN, fixtureDir, pushFromLayout, pushTwoPlatformIndex, startRegistry, type Registry } from '../helpers/registry.js';
@@ -287,4 +288,28 @@ test('fetch: a reader that goes away (| head) ends dist fetch quietly, exit 0', 
   const whole = spawnSync('bash', ['-o', 'pipefail', '-c', `"${DIST_BIN}" fetch ${reg.host}/team/app ${big} | cat`], { maxBuffer: 1 << 26 });
   assert.equal(whole.status, 0, String(whole.stderr));
   assert.ok(Buffer.from(whole.stdout).equals(bigBytes));
+});
+
+test('fetch: stdout stays a blocking descriptor, so a full pipe makes dist fetch wait in write(2)', async (t) => {
+  // Node sets fd 1 non-blocking once process.stdout exists; dist fetch of a blob writes to fd 1
+  // itself (cmd/fetch.ts) and must not create it, or each full pipe costs a 1 ms sleep.
+  const { reg, big, bigBytes } = await setup(t);
+  const child = spawn(DIST_BIN, ['fetch', `${reg.host}/team/app`, big], { stdio: ['ignore', 'pipe', 'pipe'] });
+  t.after(() => child.kill('SIGKILL'));
+  const chunks: Buffer[] = [];
+  child.stdout.pause();
+  // The 4 MiB blob overfills the pipe while nobody reads: fetch is then blocked writing.
+  let flags = '';
+  for (let i = 0; i < 100 && !flags; i++) {
+    await delay(50);
+    const info = await readFile(`/proc/${child.pid}/fdinfo/1`, 'utf8').catch(() => '');
+    if (info) flags = /^flags:\s+(\d+)/m.exec(info)![1]!;
+  }
+  assert.ok(flags, 'read the flags of dist fetch\'s fd 1');
+  assert.equal(parseInt(flags, 8) & 0o4000, 0, `O_NONBLOCK is set on fd 1 (flags ${flags})`);
+  child.stdout.on('data', (c) => chunks.push(c));
+  child.stdout.resume();
+  const status = await new Promise((r) => child.on('close', r));
+  assert.equal(status, 0);
+  assert.ok(Buffer.concat(chunks).equals(bigBytes));
 });
