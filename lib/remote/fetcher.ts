@@ -219,7 +219,10 @@ class ResumingBody extends Readable implements Lending {
     };
     const done = (err?: Error) => {
       body.off('data', onData).off('end', onEnd).off('error', done);
-      if (this.destroyed) return;
+      if (this.destroyed) {
+        this.settle?.reject(err ?? new Error('the blob body was closed'));
+        return;
+      }
       if (this.lenderError) return this.fail(this.lenderError.error as Error);
       if (!err && (this.total === undefined || this.pos >= this.total)) {
         if (this.settle) this.settle.resolve();
