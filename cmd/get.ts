@@ -1,6 +1,5 @@
 import { createReadStream } from 'node:fs';
-// A getter: node:stream/promises loads when get runs, not with every command.
-import { promises as streams } from 'node:stream';
+import { streamPromises } from '../lib/lazy.js';
 import type { Command } from './spec.js';
 import { storePaths } from './store.js';
 
@@ -14,7 +13,7 @@ export const get: Command = {
     const p = storePaths(args, io).blobPath(args.digest);
     const input = createReadStream(p, { highWaterMark: 1 << 20 });
     try {
-      await streams.pipeline(input, io.stdout, { end: false });
+      await streamPromises().pipeline(input, io.stdout, { end: false });
     } catch (err) {
       if ((err as { code?: string }).code === 'ENOENT') throw notFound(args.digest);
       throw err;

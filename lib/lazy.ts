@@ -25,3 +25,8 @@ export function childProcess(): typeof import('node:child_process') {
 export function net(): typeof import('node:net') {
   return require('node:net');
 }
+
+/** node:stream/promises (and node:stream), loaded on first use: `dist path` never pipes. */
+export function streamPromises(): typeof import('node:stream/promises') {
+  return require('node:stream/promises');
+}

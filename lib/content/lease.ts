@@ -1,8 +1,7 @@
 import { mkdir, readdir, readFile, rm, writeFile } from '../fsp.js';
 import { join } from 'node:path';
-import lockfile from 'proper-lockfile';
 import { sysCode } from '../errors.js';
-import { acquire } from './lock.js';
+import { acquire, properLockfile } from './lock.js';
 import type { Store } from './store.js';
 
 /**
@@ -26,6 +25,7 @@ export class Lease {
     await mkdir(dir, { recursive: true });
     const path = join(dir, `${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`);
     await writeFile(path, '');
+    const lockfile = await properLockfile();
     const release = await lockfile.lock(path, { realpath: false, stale: 5000, update: 1000, onCompromised: () => {} });
     return new Lease(store, path, release);
   }
@@ -58,7 +58,7 @@ export async function leasedDigests(store: Store): Promise<Set<string>> {
   for (const name of names) {
     if (name.endsWith('.lock')) continue;
     const path = join(dir, name);
-    if (!(await lockfile.check(path, { realpath: false, stale: 5000 }).catch(() => false))) {
+    if (!(await (await properLockfile()).check(path, { realpath: false, stale: 5000 }).catch(() => false))) {
       await rm(path, { force: true });
       continue;
     }
