@@ -4,9 +4,10 @@ import { ndjson, write } from './io.js';
 import { storeFor } from './store.js';
 
 /**
- * Parallel blob downloads per pull. Measured with `node scripts/bench/run.mjs jobs` (8 x 64 MiB
- * over loopback, 2 cores, medians of 3): -j1 2.95 s, -j2 2.54 s, -j4 2.55 s, -j8 2.66 s,
- * -j16 2.61 s. 2 and 4 tie here; 4 leaves headroom for a remote registry's latency.
+ * Parallel blob downloads per pull. Measured with `node scripts/bench/run.mjs jobs` (loopback,
+ * 2 cores, medians of 7 interleaved rounds). 8 x 64 MiB: -j1 1.15 s, -j2 1.07, -j4 1.13, -j6
+ * 1.08, -j8 1.20, -j16 1.08. 40 small layers: -j1 0.34 s, then 0.24-0.25 s from -j2 to -j16.
+ * Past 2 they tie here; 4 leaves headroom for a remote registry's latency.
  */
 export const PULL_JOBS = 4;
 

@@ -118,10 +118,12 @@ async function main() {
   const env = `export PATH=${join(repo, 'bin')}:$PATH;`;
 
   if (mode === 'jobs') {
-    const cmds = {};
-    for (const j of [1, 2, 4, 8, 16]) cmds[`-j${j}`] = `${DIST} --root ${scratch}/j pull -j ${j} ${R}/bench/large:1`;
-    const r = hyperfine('jobs', cmds, { prepare: { default: `rm -rf ${scratch}/j` } });
-    for (const [k, v] of Object.entries(r)) console.log(`dist pull ${k}: ${fmt(v)}`);
+    for (const image of ['large', 'many']) {
+      const cmds = {};
+      for (const j of [1, 2, 4, 6, 8, 16]) cmds[`-j${j}`] = `${DIST} --root ${scratch}/j pull -j ${j} ${R}/bench/${image}:1`;
+      const r = hyperfine(`jobs-${image}`, cmds, { prepare: { default: `rm -rf ${scratch}/j` } });
+      for (const [k, v] of Object.entries(r)) console.log(`${image}: dist pull ${k}: ${fmt(v)}`);
+    }
     return;
   }
 
