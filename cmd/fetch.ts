@@ -2,8 +2,8 @@ import { usageError, wholeNumber, type Command } from './spec.js';
 import { REMOTE_OPTIONS, clientFor, locatorFor } from './remote.js';
 import { write, writeFdSync, type IO } from './io.js';
 import { DistError } from '../lib/errors.js';
-import type { Readable, Writable } from 'node:stream';
-import { crypto } from '../lib/lazy.js';
+import type { Readable } from 'node:stream';
+import { crypto, streamPromises } from '../lib/lazy.js';
 import type { Lending } from '../lib/lend.js';
 
 const SEED =
@@ -86,7 +86,18 @@ async function streamVerified(body: Readable & Lending, digest: string, verify: 
       writeFdSync(fd, chunk);
     });
   } else {
-    await pump(body, io.stdout, onChunk);
+    // In-process callers (tests, the code-cache build) pass their own stream.
+    await streamPromises().pipeline(
+      body,
+      async function* (source: AsyncIterable<Buffer>) {
+        for await (const chunk of source) {
+          onChunk(chunk);
+          yield chunk;
+        }
+      },
+      io.stdout,
+      { end: false },
+    );
   }
   if (verify) {
     const found = `${d.algorithm}:${hash.digest('hex')}`;
@@ -97,48 +108,4 @@ async function streamVerified(body: Readable & Lending, digest: string, verify: 
       });
     }
   }
-}
-
-/** Bytes queued on out before pump pauses the body (see the comment in pump). */
-const PUMP_HIGH_WATER = 1 << 20;
-
-/**
- * Copies body to out (left open) in flowing mode, pausing the body while out is full. Each
- * chunk goes straight from the socket to out: stream.pipeline through an async generator
- * cost ~60 ms of CPU per 64 MiB (profiled: an async iterator per chunk, and Readable.read
- * concatenating whatever had queued), on a process whose whole job is this copy. Fails with
- * the first error of either side; an early end of the body is an error too.
- */
-function pump(body: Readable, out: Writable, onChunk: (chunk: Buffer) => void): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const resume = () => body.resume();
-    const cleanup = () => {
-      body.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose);
-      out.off('error', onError).off('drain', resume);
-    };
-    const onData = (chunk: Buffer) => {
-      onChunk(chunk);
-      out.write(chunk);
-      // Not at out's own high-water mark (16 KiB for a pipe): pausing the body for every
-      // chunk cost more CPU than it saved when the pipeline's reader is slower than the
-      // network (measured: the seed pipeline of 8 x 64 MiB went 3.9 s -> 4.6 s). Past the
-      // mark, write() has returned false, so 'drain' comes once out has emptied.
-      if (out.writableLength >= PUMP_HIGH_WATER && !body.isPaused()) {
-        body.pause();
-        out.once('drain', resume);
-      }
-    };
-    const onEnd = () => {
-      cleanup();
-      resolve();
-    };
-    const onError = (err: Error) => {
-      cleanup();
-      body.destroy();
-      reject(err);
-    };
-    const onClose = () => onError(new DistError('EREMOTE', 'the connection closed before the end of the body'));
-    body.on('data', onData).once('end', onEnd).once('error', onError).once('close', onClose);
-    out.once('error', onError);
-  });
 }

@@ -4,8 +4,6 @@
 // fs.promises (a lazy getter) only when called.
 import { promises as fsp } from 'node:fs';
 
-export type { FileHandle } from 'node:fs/promises';
-
 type Fsp = typeof fsp;
 
 function lazy<K extends keyof Fsp>(name: K): Fsp[K] {

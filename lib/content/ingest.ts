@@ -1,7 +1,7 @@
-// stream.promises is a getter: node:stream/promises loads only when a stream is piped.
-import { Writable, promises as streams } from 'node:stream';
+import { Writable } from 'node:stream';
 import type { Readable } from 'node:stream';
 import { DistError, isDistError } from '../errors.js';
+import { streamPromises } from '../lazy.js';
 import { canLend, type Lending } from '../lend.js';
 import { openWriter, type Writer } from './writer.js';
 import type { Store } from './store.js';
@@ -65,7 +65,7 @@ export async function writeBlob(store: Store, body: (offset: number) => Readable
     // A lending source (a blob from the registry) hands over each chunk of its read buffer to
     // be hashed and written at once, with no stream in between (lib/lend.ts).
     if (canLend(source)) await source.lend((chunk) => sink.take([chunk]));
-    else await streams.pipeline(source, sink, { signal: opts.signal });
+    else await streamPromises().pipeline(source, sink, { signal: opts.signal });
     if (writer.total !== undefined && writer.offset < writer.total) {
       throw new DistError(
         'EBADSIZE',

@@ -55,10 +55,11 @@ export async function leasedDigests(store: Store): Promise<Set<string>> {
     if (sysCode(err) === 'ENOENT') return out;
     throw err;
   }
+  const lockfile = await properLockfile();
   for (const name of names) {
     if (name.endsWith('.lock')) continue;
     const path = join(dir, name);
-    if (!(await (await properLockfile()).check(path, { realpath: false, stale: 5000 }).catch(() => false))) {
+    if (!(await lockfile.check(path, { realpath: false, stale: 5000 }).catch(() => false))) {
       await rm(path, { force: true });
       continue;
     }

@@ -13,6 +13,7 @@ import { sleep } from '../sleep.js';
  * ingest blocks its ref for at most 5 s.
  */
 const STALE_MS = 5000;
+const UPDATE_MS = 1000;
 
 let loaded: Promise<typeof lockfileModule> | undefined;
 /**
@@ -22,8 +23,6 @@ let loaded: Promise<typeof lockfileModule> | undefined;
 export function properLockfile(): Promise<typeof lockfileModule> {
   return (loaded ??= import('proper-lockfile').then((m) => m.default));
 }
-
-const UPDATE_MS = 1000;
 
 export interface Lock {
   /** Releases the lock. Idempotent. */

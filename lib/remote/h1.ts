@@ -151,7 +151,6 @@ class Connection {
   private head: Buffer[] = [];
   private headBytes = 0;
   private sawBytes = false;
-  private used = false;
   private keep = false;
   private framing: Framing = { kind: 'none' };
   private chunked = new ChunkedDecoder();
@@ -211,7 +210,6 @@ class Connection {
       this.socket.setTimeout(headersTimeoutMs);
       this.socket.write(text);
       this.socket.resume();
-      this.used = true;
     });
   }
 
@@ -359,8 +357,8 @@ class Connection {
     if (state === 'head' && waiting) {
       this.waiting = undefined;
       const e = err ?? h1Error('ECONNRESET', 'the connection closed before a response');
-      // Nothing came back on a reused connection: the server had closed it, send again.
-      if (this.used && !this.sawBytes && !(this.signal?.aborted)) Object.assign(e, { stale: true });
+      // Nothing came back: on a reused connection, the server had closed it (H1Agent sends again).
+      if (!this.sawBytes) Object.assign(e, { stale: true });
       waiting.reject(e);
     } else if (state === 'body') {
       const body = this.body!;
@@ -376,8 +374,6 @@ class Connection {
   }
 
   idle(ms: number): void {
-    this.used = true;
-    this.sawBytes = false;
     this.socket.setTimeout(ms);
     this.socket.unref();
     // Read on, to see the server close it.
