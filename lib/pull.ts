@@ -5,8 +5,8 @@ import { putBlob, syncBlobDirs } from './content/writer.js';
 import { Lease } from './content/lease.js';
 import type { Store } from './content/store.js';
 import { DistError } from './errors.js';
-import { isIndex, isManifest, type Descriptor, type Platform } from './image/mediatypes.js';
-import { localDescriptor, setName } from './image/names.js';
+import { MANIFEST_TYPES, isIndex, isManifest, type Descriptor, type Platform } from './image/mediatypes.js';
+import { listNames, localDescriptor, setName } from './image/names.js';
 import { formatPlatform, selectManifest } from './image/platform.js';
 import { readJsonBlob } from './image/walk.js';
 import type { RegistryClient } from './remote/client.js';
@@ -73,11 +73,20 @@ export async function pull(store: Store, client: RegistryClient, ref: ImageRef, 
   let blobs = 0;
   const limit = pLimit(Math.max(1, opts.concurrency));
   try {
+    const name = opts.name ?? formatRef(ref);
     let top: Descriptor;
+    /** The top manifest's bytes, when the request that resolved it brought them. */
+    let topBytes: Buffer | undefined;
     if (ref.digest && (await store.has(ref.digest))) {
       top = await localDescriptor(store, ref.digest);
+    } else if (!ref.digest && (await listNames(store)).some((n) => n.name === name)) {
+      // Pulling a name the store already holds: HEAD first, so that an image that has not
+      // changed costs one cheap request (Docker Hub does not count HEADs against its limit).
+      top = await resolve(client, ref, ref.tag!, undefined, signal);
     } else {
-      top = await resolve(client, ref, ref.digest ?? ref.tag!, undefined, signal);
+      // A first pull, or a digest not held: GET at once, as skopeo does. A HEAD first would
+      // only add a round trip, since the manifest is needed anyway.
+      ({ descriptor: top, bytes: topBytes } = await fetchManifest(client, ref, ref.digest ?? ref.tag!, MANIFEST_TYPES, signal));
     }
     emit({ event: 'resolved', ref: formatRef(ref), digest: top.digest, mediaType: top.mediaType, size: top.size });
 
@@ -114,7 +123,7 @@ export async function pull(store: Store, client: RegistryClient, ref: ImageRef, 
     const getJson = async (desc: Descriptor, kind: BlobKind): Promise<any> => {
       await lease.add([desc.digest]);
       if (await present(desc, kind)) return readJsonBlob(store, desc.digest);
-      const { bytes } = await fetchManifest(client, ref, desc.digest, [desc.mediaType], signal);
+      const bytes = desc.digest === top.digest && topBytes ? topBytes : (await fetchManifest(client, ref, desc.digest, [desc.mediaType], signal)).bytes;
       await putSmall({ ...desc, size: bytes.length }, kind, bytes);
       return JSON.parse(bytes.toString('utf8'));
     };
@@ -190,7 +199,6 @@ export async function pull(store: Store, client: RegistryClient, ref: ImageRef, 
     } else {
       throw new DistError('EINVAL', `${formatRef(ref)}: unsupported media type ${top.mediaType}`);
     }
-    const name = opts.name ?? formatRef(ref);
     syncBlobDirs(store, put);
     await setName(store, name, named);
     emit({ event: 'done', name, digest: named.digest, blobs, fetched, existing });

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { DIST_BIN, requireTool, runCli, sh, spawnDist } from '../helpers/cli.js';
-import { FaultProxy } from '../helpers/faultproxy.js';
+import { FaultProxy, type Seen } from '../helpers/faultproxy.js';
 import { buildImage, type BuiltImage } from '../helpers/image.js';
 import { fixtureDir, pushFromLayout, pushTwoPlatformIndex, startRegistry, type Registry } from '../helpers/registry.js';
 import { describeTree } from '../helpers/rootfs.js';
@@ -48,7 +48,7 @@ test('pull: a multi-layer image lands in the store, named in index.json; dist li
   assert.match(images.stdout, new RegExp(`^NAME\tDIGEST\tTYPE\tSIZE\n${reg.host}/team/app:1\t${img.manifest}\toci-manifest\t`));
 });
 
-test('pull: --json events, and a second pull downloads nothing (counted at the proxy)', async (t) => {
+test('pull: --json events; a first pull GETs the tag at once, a second one only HEADs it (counted at the proxy)', async (t) => {
   const { reg, img } = await imageRegistry(t);
   const proxy = await new FaultProxy(reg.url).start(t);
   const root = join(await tempDir(t), 'store');
@@ -56,8 +56,11 @@ test('pull: --json events, and a second pull downloads nothing (counted at the p
   const events = first.stdout.trim().split('\n').map((l) => JSON.parse(l));
   assert.equal(events[0].event, 'resolved');
   assert.deepEqual(events.at(-1), { event: 'done', name: `${proxy.host}/team/app:1`, digest: img.manifest, blobs: 5, fetched: events.at(-1).fetched, existing: 0 });
-  const gets = proxy.seen.filter((s) => s.method === 'GET').length;
-  assert.equal(gets, 5);
+  assert.deepEqual(
+    proxy.seen.map((s) => `${s.method} ${s.url.replace(/sha256:.*/, 'sha256:…')}`).sort(),
+    ['GET /v2/team/app/blobs/sha256:…', 'GET /v2/team/app/blobs/sha256:…', 'GET /v2/team/app/blobs/sha256:…', 'GET /v2/team/app/blobs/sha256:…', 'GET /v2/team/app/manifests/1'],
+    'the manifest by its tag (no HEAD first), the config and three layers',
+  );
   proxy.seen = [];
   const second = await runCli(['pull', `${proxy.host}/team/app:1`], { root });
   assert.equal(second.status, 0, second.stderr);
@@ -66,6 +69,11 @@ test('pull: --json events, and a second pull downloads nothing (counted at the p
   const byDigest = await runCli(['pull', `${proxy.host}/team/app@${img.manifest}`], { root });
   assert.equal(byDigest.status, 0, byDigest.stderr);
   assert.deepEqual(proxy.seen, [], 'a digest already held needs no request at all');
+  const fresh = join(await tempDir(t), 'store');
+  assert.equal((await runCli(['pull', `${proxy.host}/team/app@${img.manifest}`], { root: fresh })).status, 0);
+  const seen: Seen[] = proxy.seen; // (the assertion above narrowed proxy.seen to [])
+  assert.deepEqual(seen.slice(0, 1).map((s) => `${s.method} ${s.url}`), [`GET /v2/team/app/manifests/${img.manifest}`], 'a digest not held: GET at once');
+  assert.ok(!seen.some((s) => s.method === 'HEAD'));
 });
 
 test('pull: a two-platform index picks the right manifest and fetches nothing of the other', async (t) => {
