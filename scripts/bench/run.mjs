@@ -140,6 +140,10 @@ async function main() {
     const manifest = `curl -s -H 'Accept: ${mt}' http://${R}/v2/bench/${image}/manifests/1`;
     const nodeFloor = `cd ${scratch}/seed && ${NODE} -e 0 && ${manifest} | jq -r '.layers[] | "${NODE} -e 0 | ${NODE} -e 0"' | xargs -I{} -P10 -n1 sh -c "{}"`;
     const hashFloor = `cd ${scratch}/seed && ${NODE} -e 0 && ${manifest} | jq -r '.layers[] | "curl -s http://${R}/v2/bench/${image}/blobs/"+.digest+" | ${NODE} ${repo}/scripts/bench/hash-stdin.cjs ${scratch}/seed/"+.digest' | xargs -I{} -P10 -n1 sh -c "{}"`;
+    // The registry's own floor: the same manifest, config and layers fetched by curl, 4 at a
+    // time as dist pull does, into /dev/null (no hashing, no store).
+    const objects = [`manifests/1`, ...[meta[image].config, ...meta[image].layers].map((d) => `blobs/${d}`)];
+    const registryFloor = `curl -sf --no-progress-meter -Z --parallel-max 4 -H 'Accept: ${mt}' ${objects.map((o) => `-o /dev/null http://${R}/v2/bench/${image}/${o}`).join(' ')}`;
     const cmds = {
       'dist pull': `${DIST} --root ${scratch}/pull pull ${ref}`,
       'skopeo copy': `skopeo copy --quiet --src-tls-verify=false docker://${ref} oci:${scratch}/skopeo:x`,
@@ -147,6 +151,7 @@ async function main() {
       'seed pipeline': seed,
       'node floor': nodeFloor,
       'hash floor': hashFloor,
+      'registry floor': registryFloor,
     };
     const freshSeed = `rm -rf ${scratch}/seed; mkdir -p ${scratch}/seed; sync`;
     const r = hyperfine(`pull-${image}`, cmds, {
@@ -162,6 +167,7 @@ async function main() {
     const what = image === 'large' ? 'pull 8 x 64 MiB' : 'pull 40 small layers';
     rows.push([what, 'dist pull', fmt(r['dist pull']), '', '']);
     for (const peer of ['skopeo copy', 'ctr content fetch']) rows.push([what, peer, fmt(r[peer]), `dist/${peer.split(' ')[0]}`, ratio(r['dist pull'], r[peer]).toFixed(2)]);
+    rows.push([what, 'floor: the registry alone, curl -Z (4 at a time) to /dev/null', fmt(r['registry floor']), 'floor/dist pull', ratio(r['registry floor'], r['dist pull']).toFixed(2)]);
     rows.push([what, 'seed xargs -P10 pipeline', fmt(r['seed pipeline']), 'pipeline/dist pull', ratio(r['seed pipeline'], r['dist pull']).toFixed(2)]);
     rows.push([what, 'floor: same pipeline, node -e 0 as each dist', fmt(r['node floor']), 'floor/dist pull', ratio(r['node floor'], r['dist pull']).toFixed(2)]);
     rows.push([what, 'floor: same pipeline, curl \\| node hash-stdin.cjs', fmt(r['hash floor']), 'floor/dist pull', ratio(r['hash floor'], r['dist pull']).toFixed(2)]);
