@@ -1,4 +1,5 @@
-import { open, readFile } from '../fsp.js';
+import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
+import { readFile } from '../fsp.js';
 import { DistError, sysCode } from '../errors.js';
 import { digestOf, parseDigest } from '../digest.js';
 import type { Store } from '../content/store.js';
@@ -28,22 +29,23 @@ export async function readIndex(store: Store): Promise<{ manifests: Descriptor[]
  */
 export async function readJsonBlob<T = any>(store: Store, digest: string): Promise<T> {
   const d = parseDigest(digest);
-  let fh;
+  let fd: number;
   try {
-    fh = await open(store.blobPath(d), 'r');
+    fd = openSync(store.blobPath(d), 'r');
   } catch (err) {
     if (sysCode(err) === 'ENOENT') throw new DistError('ENOENT', `${digest}: not in the store`, { digest });
     throw err;
   }
   let buf: Buffer;
   try {
-    const { size } = await fh.stat();
+    // Synchronous: a manifest is small, and bounded before it is read.
+    const { size } = fstatSync(fd);
     if (size > MAX_MANIFEST_BYTES) {
       throw new DistError('EINVAL', `${digest}: ${size} bytes is over the 4 MiB limit for manifests`, { digest });
     }
-    buf = await fh.readFile();
+    buf = readFileSync(fd);
   } finally {
-    await fh.close();
+    closeSync(fd);
   }
   if (digestOf(buf, d.algorithm) !== d.text) throw new DistError('EINTEGRITY', `${digest}: blob is corrupt`, { digest });
   try {
