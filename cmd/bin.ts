@@ -9,10 +9,8 @@ export { main };
  */
 export function start(argv: string[], opts: { extraCaFile?: string } = {}): void {
   const controller = new AbortController();
-  // The first signal aborts the command, which cleans up and exits 130; a second one exits at
-  // once. The listener stays installed: proper-lockfile's signal-exit re-raises a signal that
-  // no other listener is left to handle, which killed dist before it could report (exit by
-  // SIGINT, no message) whenever it held a lock.
+  // The first signal aborts the command, which cleans up (locks released, ingests kept) and
+  // exits 130; a second one exits at once.
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.on(sig, () => {
       if (controller.signal.aborted) process.exit(130);

@@ -1,13 +1,13 @@
 import { mkdir, readdir, readFile, rm, writeFile } from '../fsp.js';
 import { join } from 'node:path';
 import { sysCode } from '../errors.js';
-import { acquire, properLockfile } from './lock.js';
+import { acquire, isLockLive, takeLock, type HeldLock } from './lock.js';
 import type { Store } from './store.js';
 
 /**
  * A lease protects blobs from gc while a pull is between committing them and naming the
  * image in index.json. It is a file `leases/<id>` listing digests, guarded by a
- * proper-lockfile lock so a crashed puller's lease goes stale and stops protecting.
+ * lock (`leases/<id>.lock`, lib/content/lock.ts) so a crashed puller's lease goes stale and stops protecting.
  *
  * Ordering against gc: leases are written (and extended) only while holding the gc lock, and
  * gc lists blobs before reading leases, so any blob a live lease covers is seen as leased.
@@ -17,17 +17,18 @@ export class Lease {
   private constructor(
     private readonly store: Store,
     readonly path: string,
-    private readonly release: () => Promise<void>,
+    private readonly lock: HeldLock,
   ) {}
 
   static async create(store: Store): Promise<Lease> {
     const dir = join(store.root, 'leases');
     await mkdir(dir, { recursive: true });
     const path = join(dir, `${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`);
+    // Locked before the file exists, so gc never takes the new lease for a dead one. A fresh
+    // name: no one else can hold its lock.
+    const lock = takeLock(`${path}.lock`)!;
     await writeFile(path, '');
-    const lockfile = await properLockfile();
-    const release = await lockfile.lock(path, { realpath: false, stale: 5000, update: 1000, onCompromised: () => {} });
-    return new Lease(store, path, release);
+    return new Lease(store, path, lock);
   }
 
   /** Adds digests to the lease, waiting for any running gc to finish first. */
@@ -39,7 +40,9 @@ export class Lease {
   }
 
   async end(): Promise<void> {
-    await this.release().catch(() => {});
+    try {
+      this.lock.release();
+    } catch {}
     await rm(this.path, { force: true });
   }
 }
@@ -55,12 +58,12 @@ export async function leasedDigests(store: Store): Promise<Set<string>> {
     if (sysCode(err) === 'ENOENT') return out;
     throw err;
   }
-  const lockfile = await properLockfile();
   for (const name of names) {
     if (name.endsWith('.lock')) continue;
     const path = join(dir, name);
-    if (!(await lockfile.check(path, { realpath: false, stale: 5000 }).catch(() => false))) {
+    if (!isLockLive(`${path}.lock`)) {
       await rm(path, { force: true });
+      await rm(`${path}.lock`, { recursive: true, force: true });
       continue;
     }
     const text = await readFile(path, 'utf8').catch(() => '');

@@ -1,27 +1,112 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmdirSync, statSync, utimesSync } from 'node:fs';
 import { stat } from '../fsp.js';
 import { join } from 'node:path';
-import type lockfileModule from 'proper-lockfile';
 import { DistError, sysCode } from '../errors.js';
 import { sleep } from '../sleep.js';
 
 /**
- * A lock is a `lock/` directory made with mkdir(2) inside the directory it guards
- * (proper-lockfile). The holder touches it every UPDATE_MS; a lock whose mtime is older than
- * STALE_MS belongs to a crashed holder and is taken over. 5 s / 1 s: under 16 concurrent
- * 64 MiB ingests on 2 cores the holder's timer never slipped past 300 ms, and a kill -9'd
- * ingest blocks its ref for at most 5 s.
+ * A lock is a directory made with mkdir(2): atomic, and it works on any local file system.
+ * The holder touches its mtime every UPDATE_MS; a lock whose mtime is older than STALE_MS
+ * belongs to a crashed holder and is removed and taken over. This is proper-lockfile's
+ * protocol, which dist used until it measured that library's load (with graceful-fs, which
+ * also loads node:fs/promises, and signal-exit) at ~4.5 ms of every ingest and pull; the
+ * protocol is unchanged, so older dist processes and this one still exclude each other.
+ * 5 s / 1 s: under 16 concurrent 64 MiB ingests on 2 cores the holder's timer never slipped
+ * past 300 ms, and a kill -9'd ingest blocks its ref for at most 5 s.
  */
 const STALE_MS = 5000;
 const UPDATE_MS = 1000;
 
-let loaded: Promise<typeof lockfileModule> | undefined;
+/** A lock this process holds on `path` (a directory). */
+export interface HeldLock {
+  /** Stops refreshing and removes the lock (unless it was lost). Idempotent. */
+  release(): void;
+  /** Set once the lock was found taken over, removed or unrefreshed past STALE_MS. */
+  readonly compromised: Error | undefined;
+}
+
+/** True when `path` is a lock whose holder is alive (refreshed within STALE_MS). */
+export function isLockLive(path: string): boolean {
+  try {
+    return Date.now() - statSync(path).mtimeMs <= STALE_MS;
+  } catch (err) {
+    if (sysCode(err) === 'ENOENT') return false;
+    throw err;
+  }
+}
+
 /**
- * proper-lockfile (with graceful-fs and signal-exit), loaded at the first lock: it cost every
- * start-up ~4.5 ms, `dist path` included, which never locks (profiled).
+ * Takes the lock `path`, or returns undefined when a live holder has it. A stale lock is
+ * removed and taken. Synchronous: a few metadata calls, cheaper than thread-pool round trips
+ * (profiled: ~0.5 ms per blob of a 40-layer pull). The refresh timer does not hold the
+ * process open. Errors: those of mkdir(2) other than EEXIST (EACCES, ENOENT for a missing
+ * parent, ...).
  */
-export function properLockfile(): Promise<typeof lockfileModule> {
-  return (loaded ??= import('proper-lockfile').then((m) => m.default));
+export function takeLock(path: string): HeldLock | undefined {
+  if (!mkdirOrExists(path)) {
+    let since: number;
+    try {
+      since = statSync(path).mtimeMs;
+    } catch (err) {
+      if (sysCode(err) !== 'ENOENT') throw err;
+      since = -Infinity; // released meanwhile
+    }
+    if (Date.now() - since <= STALE_MS) return undefined;
+    try {
+      rmdirSync(path);
+    } catch (err) {
+      if (sysCode(err) !== 'ENOENT') throw err;
+    }
+    // Another process may take it first: then it is live, and ours to wait for.
+    if (!mkdirOrExists(path)) return undefined;
+  }
+  let mtime = statSync(path).mtimeMs;
+  let touched = Date.now();
+  let compromised: Error | undefined;
+  let released = false;
+  const lose = (why: string) => {
+    compromised = new DistError('ELOCKED', `lock ${path} lost: ${why}`);
+    clearInterval(timer);
+  };
+  const timer = setInterval(() => {
+    try {
+      if (Date.now() - touched > STALE_MS) return lose(`not refreshed for ${Date.now() - touched} ms`);
+      if (statSync(path).mtimeMs !== mtime) return lose('another process took it over');
+      const now = new Date();
+      utimesSync(path, now, now);
+      mtime = statSync(path).mtimeMs;
+      touched = now.getTime();
+    } catch (err) {
+      lose(sysCode(err) === 'ENOENT' ? 'it was removed' : (err as Error).message);
+    }
+  }, UPDATE_MS);
+  timer.unref();
+  return {
+    release() {
+      if (released) return;
+      released = true;
+      clearInterval(timer);
+      if (compromised) return; // not ours any more
+      try {
+        rmdirSync(path);
+      } catch (err) {
+        if (sysCode(err) !== 'ENOENT') throw err;
+      }
+    },
+    get compromised() {
+      return compromised;
+    },
+  };
+}
+
+function mkdirOrExists(path: string): boolean {
+  try {
+    mkdirSync(path);
+    return true;
+  } catch (err) {
+    if (sysCode(err) === 'EEXIST') return false;
+    throw err;
+  }
 }
 
 export interface Lock {
@@ -53,63 +138,36 @@ export interface AcquireOptions {
  * Errors: ELOCKED when `wait` is false and the lock is held; EINTR-like abort via `signal`.
  */
 export async function acquire(dir: string, opts: AcquireOptions): Promise<Lock | undefined> {
-  const lockfile = await properLockfile();
+  const path = join(dir, opts.name ?? 'lock');
   let delay = 16;
   let told = false;
   for (let attempt = 0; ; attempt++) {
     opts.signal?.throwIfAborted();
     // The caller checked before calling; re-check only while waiting.
     if (attempt > 0 && opts.done && (await opts.done())) return undefined;
-    let compromised: Error | undefined;
+    let held: HeldLock | undefined;
     try {
-      // Inside the try: a committer may remove this directory between mkdir's EEXIST and its
-      // own check that the path is a directory, which surfaces as ENOENT; that is a retry.
+      // Inside the try: a committer may remove this directory between our mkdir of it and
+      // of the lock in it, which surfaces as ENOENT; that is a retry.
       mkdirSync(dir, { recursive: true });
-      // The sync API: taking and dropping a lock is a few small metadata calls, and through the
-      // thread pool they cost a 40-layer pull ~0.5 ms per blob (profiled). Its refresh timer
-      // still runs while the holder streams.
-      const release = lockfile.lockSync(dir, {
-        lockfilePath: join(dir, opts.name ?? 'lock'),
-        realpath: false,
-        stale: STALE_MS,
-        update: UPDATE_MS,
-        retries: 0,
-        onCompromised: (err) => {
-          compromised = err;
-        },
-      });
-      let released = false;
+      held = takeLock(path);
+    } catch (err) {
+      if (sysCode(err) !== 'ENOENT') throw err;
+    }
+    if (held) {
+      const lock = held;
       return {
-        async release() {
-          if (released) return;
-          released = true;
-          try {
-            release();
-          } catch (err) {
-            // Already gone (compromised or removed with its directory): nothing to release.
-            if (!['ERELEASED', 'ENOENT', 'ECOMPROMISED'].includes(sysCode(err) ?? '')) throw err;
-          }
-        },
+        release: async () => lock.release(),
         get compromised() {
-          return compromised;
+          return lock.compromised;
         },
       };
-    } catch (err) {
-      const code = sysCode(err);
-      // ENOENT: a committer removed the ingest directory between our mkdir and the lock.
-      if (code !== 'ELOCKED' && code !== 'ENOENT') throw err;
-      if (code === 'ELOCKED') {
-        if (!opts.wait) {
-          throw new DistError('ELOCKED', `${dir} is locked by another process`, { hint: 'retry later' });
-        }
-        if (!told && opts.onWait) {
-          told = true;
-          opts.onWait(await lockSince(join(dir, opts.name ?? 'lock')));
-        }
-      }
     }
-    // Own backoff rather than proper-lockfile's `retries`: its retry schedule is precomputed
-    // per call, which for long waits cost ~1 ms per lock in profiles of many-layer pulls.
+    if (!opts.wait) throw new DistError('ELOCKED', `${dir} is locked by another process`, { hint: 'retry later' });
+    if (!told && opts.onWait) {
+      told = true;
+      opts.onWait(await lockSince(path));
+    }
     await sleep(delay + Math.random() * delay, opts.signal);
     delay = Math.min(delay * 2, 250);
   }

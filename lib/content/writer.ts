@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import type { Hash } from 'node:crypto';
 import { hasher, parseDigest, type Algorithm, type Digest } from '../digest.js';
 import { DistError, sysCode } from '../errors.js';
-import type { Lock } from './lock.js';
+import { acquire, type Lock } from './lock.js';
 import type { Store } from './store.js';
 
 export interface WriterOptions {
@@ -44,9 +44,6 @@ export async function openWriter(store: Store, opts: WriterOptions): Promise<Ope
   }
   if (expected && (await store.has(expected))) return { exists: true, digest: expected.text };
   const dir = store.ingestDir(opts.ref);
-  // Loaded here, not at start-up: an ingest that finds its blob (the common case in a re-run
-  // pipeline) never locks, and proper-lockfile with graceful-fs is most of its load time.
-  const { acquire } = await import('./lock.js');
   const lock = await acquire(dir, {
     wait: opts.wait ?? true,
     signal: opts.signal,
