@@ -1,6 +1,6 @@
 import { usageError, wholeNumber, type Command } from './spec.js';
 import { REMOTE_OPTIONS, clientFor, locatorFor } from './remote.js';
-import { write, writeFdSync, type IO } from './io.js';
+import { WIDEN_FROM, widenPipe, write, writeFdSync, type IO } from './io.js';
 import { DistError } from '../lib/errors.js';
 import type { Readable } from 'node:stream';
 import { crypto, streamPromises } from '../lib/lazy.js';
@@ -51,6 +51,7 @@ export const fetch: Command = {
       if (isDigest(object) && !manifestHinted) {
         try {
           const blob = await openBlob(client, loc, object, { offset, signal: io.signal });
+          if (io.stdoutFd !== undefined && blob.descriptor.size - offset >= WIDEN_FROM) widenPipe(io.stdoutFd);
           await streamVerified(blob.body, object, offset === 0, io);
           return 0;
         } catch (err) {

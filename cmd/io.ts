@@ -1,5 +1,5 @@
 import { fstatSync, writeSync } from 'node:fs';
-import { net } from '../lib/lazy.js';
+import { childProcess, net } from '../lib/lazy.js';
 import type { Lending } from '../lib/lend.js';
 import type { SocketConstructorOpts } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
@@ -81,6 +81,29 @@ export function lendPipe(fd: number, signal?: AbortSignal): Lending | undefined 
         socket.resume();
       }),
   };
+}
+
+/** F_SETPIPE_SZ, from linux/fcntl.h. */
+const F_SETPIPE_SZ = 1031;
+/** Linux's limit for a pipe grown by an unprivileged process (/proc/sys/fs/pipe-max-size). */
+const WIDE_PIPE = 1 << 20;
+/** Below this, growing the pipe costs more (~3 ms: a process) than it saves. */
+export const WIDEN_FROM = 8 << 20;
+
+/**
+ * Grows the pipe on `fd`, if it is one, to 1 MiB before a large blob goes through it. A pipe
+ * holds 64 KiB by default, so writer and reader take turns every 64 KiB. Measured, the seed
+ * pipeline on 8 x 64 MiB (2 cores, 5 interleaved runs): 1.54 -> 1.38 s, the system time of
+ * the whole pipeline 1.04 -> 0.88 s. Node has no fcntl(2), so perl, which every Debian system
+ * has (perl-base is Essential), makes the call on the descriptor it inherits. Where perl is
+ * missing or the call fails, the pipe stays as it was.
+ */
+export function widenPipe(fd: number): void {
+  if (process.platform !== 'linux') return;
+  try {
+    if (!fstatSync(fd).isFIFO()) return;
+    childProcess().spawnSync('perl', ['-e', `fcntl(STDOUT, ${F_SETPIPE_SZ}, ${WIDE_PIPE})`], { stdio: ['ignore', fd, 'ignore'], timeout: 2000 });
+  } catch {}
 }
 
 /**

@@ -4,7 +4,7 @@ import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import { DIST_BIN, runCli, spawnDist } from '../helpers/cli.js';
+import { DIST_BIN, requireTool, runCli, sh, spawnDist } from '../helpers/cli.js';
 import { spawn, spawnSync } from 'node:child_process';
 import { FaultProxy } from '../helpers/faultproxy.js';
 import { buildImage, type BuiltImage } from '../helpers/image.js';
@@ -312,4 +312,17 @@ test('fetch: stdout stays a blocking descriptor, so a full pipe makes dist fetch
   const status = await new Promise((r) => child.on('close', r));
   assert.equal(status, 0);
   assert.ok(Buffer.concat(chunks).equals(bigBytes));
+});
+
+test('fetch: a blob of 8 MiB or more grows the pipe it is written into to 1 MiB; a small one leaves it at 64 KiB', async (t) => {
+  requireTool('perl');
+  const reg = await startRegistry(t);
+  const src = await fixtureDir(t, 'src');
+  const img = await buildImage(src, '1', [{ files: { 'big.bin': randomBytes(9 << 20) }, compression: 'none' }, { 'small.txt': 'small\n' }]);
+  await pushFromLayout(reg, src, 'team/wide', '1', img.manifest, img.mediaType);
+  // The reader prints the pipe's size (F_GETPIPE_SZ) once it has read everything, and the count.
+  const reader = `perl -e 'my $n = 0; while (my $r = sysread(STDIN, my $b, 1 << 20)) { $n += $r } print fcntl(STDIN, 1032, 0), " $n\\n"'`;
+  const through = (digest: string) => sh(`"${DIST_BIN}" fetch ${reg.host}/team/wide ${digest} | ${reader}`).trim().split(' ').map(Number);
+  assert.deepEqual(through(img.layers[0]!), [1 << 20, img.layerSizes[0]]);
+  assert.deepEqual(through(img.layers[1]!), [64 << 10, img.layerSizes[1]]);
 });
