@@ -140,6 +140,8 @@ async function main() {
     const manifest = `curl -s -H 'Accept: ${mt}' http://${R}/v2/bench/${image}/manifests/1`;
     const nodeFloor = `cd ${scratch}/seed && ${NODE} -e 0 && ${manifest} | jq -r '.layers[] | "${NODE} -e 0 | ${NODE} -e 0"' | xargs -I{} -P10 -n1 sh -c "{}"`;
     const hashFloor = `cd ${scratch}/seed && ${NODE} -e 0 && ${manifest} | jq -r '.layers[] | "curl -s http://${R}/v2/bench/${image}/blobs/"+.digest+" | ${NODE} ${repo}/scripts/bench/hash-stdin.cjs ${scratch}/seed/"+.digest' | xargs -I{} -P10 -n1 sh -c "{}"`;
+    // And with a Node script in curl's place that verifies what it streams, as dist fetch does.
+    const verifyFloor = `cd ${scratch}/seed && ${NODE} -e 0 && ${manifest} | jq -r '.layers[] | "${NODE} ${repo}/scripts/bench/fetch-hash.cjs http://${R}/v2/bench/${image}/blobs/"+.digest+" "+.digest+" | ${NODE} ${repo}/scripts/bench/hash-stdin.cjs ${scratch}/seed/"+.digest' | xargs -I{} -P10 -n1 sh -c "{}"`;
     // The registry's own floor: the same manifest, config and layers fetched by curl, 4 at a
     // time as dist pull does, into /dev/null (no hashing, no store).
     const objects = [`manifests/1`, ...[meta[image].config, ...meta[image].layers].map((d) => `blobs/${d}`)];
@@ -151,6 +153,7 @@ async function main() {
       'seed pipeline': seed,
       'node floor': nodeFloor,
       'hash floor': hashFloor,
+      'verify floor': verifyFloor,
       'registry floor': registryFloor,
     };
     const freshSeed = `rm -rf ${scratch}/seed; mkdir -p ${scratch}/seed; sync`;
@@ -162,6 +165,7 @@ async function main() {
         [cmds['seed pipeline']]: freshSeed,
         [cmds['node floor']]: freshSeed,
         [cmds['hash floor']]: freshSeed,
+        [cmds['verify floor']]: freshSeed,
       },
     });
     const what = image === 'large' ? 'pull 8 x 64 MiB' : 'pull 40 small layers';
@@ -171,6 +175,7 @@ async function main() {
     rows.push([what, 'seed xargs -P10 pipeline', fmt(r['seed pipeline']), 'pipeline/dist pull', ratio(r['seed pipeline'], r['dist pull']).toFixed(2)]);
     rows.push([what, 'floor: same pipeline, node -e 0 as each dist', fmt(r['node floor']), 'floor/dist pull', ratio(r['node floor'], r['dist pull']).toFixed(2)]);
     rows.push([what, 'floor: same pipeline, curl \\| node hash-stdin.cjs', fmt(r['hash floor']), 'floor/dist pull', ratio(r['hash floor'], r['dist pull']).toFixed(2)]);
+    rows.push([what, 'floor: same pipeline, node fetch-hash.cjs \\| node hash-stdin.cjs (both ends verify)', fmt(r['verify floor']), 'floor/dist pull', ratio(r['verify floor'], r['dist pull']).toFixed(2)]);
   }
 
   // Unpack: the real Debian image, pulled once into a store that umoci reads directly.
