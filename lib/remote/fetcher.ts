@@ -1,6 +1,5 @@
-import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { parseDigest } from '../digest.js';
+import { digestOf, parseDigest } from '../digest.js';
 import { DistError } from '../errors.js';
 import { MANIFEST_TYPES, MAX_MANIFEST_BYTES, type Descriptor } from '../image/mediatypes.js';
 import { canLend, type Lending } from '../lend.js';
@@ -85,7 +84,7 @@ export async function fetchManifest(
   const bytes = await readBounded(res.body, MAX_MANIFEST_BYTES, () => tooLarge(loc, reference, `more than ${MAX_MANIFEST_BYTES}`));
   const wanted = reference.includes(':') ? parseDigest(reference) : undefined;
   const algorithm = wanted?.algorithm ?? 'sha256';
-  const digest = `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}`;
+  const digest = digestOf(bytes, algorithm);
   if (wanted && digest !== wanted.text) {
     throw new DistError('EINTEGRITY', `${what(loc, reference)}: digest mismatch: the registry sent ${digest}`, { digest: wanted.text, found: digest });
   }
