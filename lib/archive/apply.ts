@@ -160,6 +160,18 @@ class Applier {
   /** Paths (resolved, '/'-joined) written by this layer, with their ancestors. */
   private readonly written = new Set<string>();
   private readonly dirs: DirTimes[] = [];
+  /**
+   * Paths ('/'-joined) known to be real directories, not symlinks: made or lstat'ed by this
+   * applier. Resolving a name then costs one lstat, not one per component (profiled: lstat was
+   * a fifth of unpacking a Debian rootfs). Every removal or replacement drops the path and all
+   * under it (`forget`), so a directory replaced by a symlink is lstat'ed, and followed, again.
+   */
+  private readonly known = new Set<string>();
+  /**
+   * Known directories this applier made: nothing is in them but what it wrote since, so a name
+   * in one that is not in `written` does not exist, and is not lstat'ed (most of a first layer).
+   */
+  private readonly made = new Set<string>();
   private readonly sameOwner: boolean;
   private xattrTool: boolean | undefined;
 
@@ -197,15 +209,18 @@ class Applier {
       await drain(stream);
       return this.whiteout(parentWanted, base, name);
     }
-    const parent = resolveInRoot(this.root, parentWanted);
+    const parent = resolveInRoot(this.root, parentWanted, this.known);
     this.mkparents(parent);
     const path = [...parent, base];
     const full = this.p(path);
-    const existing = lstatOrUndefined(full);
+    const existing = this.made.has(parent.join('/')) && !this.written.has(path.join('/')) ? undefined : lstatOrUndefined(full);
     // The replace rule: only directory over directory merges; anything else is removed first
     // (a symlink itself, never its target), so nothing is ever written through an old inode.
     const merge = existing !== undefined && existing.isDirectory() && type === 'directory';
-    if (existing && !merge) rmSync(full, { recursive: true, force: true });
+    if (existing && !merge) {
+      this.forget(path);
+      rmSync(full, { recursive: true, force: true });
+    }
     const uid = paxInt(pax.uid) ?? h.uid ?? 0;
     const gid = paxInt(pax.gid) ?? h.gid ?? 0;
     const mode = (h.mode ?? 0o644) & 0o7777;
@@ -231,7 +246,11 @@ class Applier {
       }
       case 'directory': {
         await drain(stream);
-        if (!merge) mkdirSync(full, 0o700);
+        if (!merge) {
+          mkdirSync(full, 0o700);
+          this.made.add(path.join('/'));
+        }
+        this.known.add(path.join('/'));
         this.chown(full, uid, gid);
         chmodSync(full, mode);
         this.xattrs(full, pax);
@@ -252,7 +271,7 @@ class Applier {
         if (linkComps.length === 0) throw new DistError('EUNSAFE', `${printable(name)}: hardlink to the root directory`);
         // The target's parents resolve in the root; its last component is not followed, so a
         // hardlink to a symlink links the symlink itself (CVE-2021-32760, CVE-2026-26960).
-        const targetPath = [...resolveInRoot(this.root, linkComps.slice(0, -1)), linkComps[linkComps.length - 1]!];
+        const targetPath = [...resolveInRoot(this.root, linkComps.slice(0, -1), this.known), linkComps[linkComps.length - 1]!];
         const t = lstatOrUndefined(this.p(targetPath));
         if (!t) throw new DistError('ENOENT', `${printable(name)}: hardlink target ${printable(h.linkname ?? '')} does not exist`);
         if (t.isDirectory()) throw new DistError('EUNSAFE', `${printable(name)}: hardlink to a directory (${printable(h.linkname ?? '')})`);
@@ -288,6 +307,23 @@ class Applier {
     this.markWritten(path);
   }
 
+  /**
+   * `path` and everything under it are about to be removed: no longer known directories.
+   * `known` is closed under ancestors (a path is added only after its parents), so when
+   * `path` is not in it, nothing under it is either, and a file costs no scan.
+   */
+  private forget(path: string[]): void {
+    const key = path.join('/');
+    if (!this.known.delete(key)) return;
+    this.made.delete(key);
+    for (const k of this.known) {
+      if (k.startsWith(`${key}/`)) {
+        this.known.delete(k);
+        this.made.delete(k);
+      }
+    }
+  }
+
   private markWritten(path: string[]): void {
     for (let i = 1; i <= path.length; i++) this.written.add(path.slice(0, i).join('/'));
   }
@@ -295,19 +331,23 @@ class Applier {
   /** Creates missing parents (mode 0755 whatever the umask). An existing non-directory is ENOTDIR. */
   private mkparents(parent: string[]): void {
     for (let i = 1; i <= parent.length; i++) {
+      const key = parent.slice(0, i).join('/');
+      if (this.known.has(key)) continue;
       const p = this.p(parent.slice(0, i));
       const st = lstatOrUndefined(p);
       if (!st) {
         mkdirSync(p, 0o755);
         chmodSync(p, 0o755);
+        this.made.add(key);
       } else if (!st.isDirectory()) {
-        throw new DistError('EUNSAFE', `${printable(parent.slice(0, i).join('/'))}: not a directory`);
+        throw new DistError('EUNSAFE', `${printable(key)}: not a directory`);
       }
+      this.known.add(key);
     }
   }
 
   private whiteout(parentWanted: string[], base: string, name: string): void {
-    const parent = resolveInRoot(this.root, parentWanted);
+    const parent = resolveInRoot(this.root, parentWanted, this.known);
     const dirStat = lstatOrUndefined(this.p(parent));
     if (base === OPAQUE) {
       if (dirStat?.isDirectory()) this.opaque(parent);
@@ -322,6 +362,7 @@ class Applier {
     const target = [...parent, hidden];
     // Whiteouts hide lower layers only: what this layer wrote stays (OCI layer spec).
     if (this.written.has(target.join('/'))) return;
+    this.forget(target);
     rmSync(this.p(target), { recursive: true, force: true });
   }
 
@@ -330,6 +371,7 @@ class Applier {
     for (const child of readdirSync(this.p(dir), { encoding: 'latin1' })) {
       const path = [...dir, child];
       if (!this.written.has(path.join('/'))) {
+        this.forget(path);
         rmSync(this.p(path), { recursive: true, force: true });
       } else if (lstatOrUndefined(this.p(path))?.isDirectory()) {
         this.opaque(path);
@@ -401,7 +443,7 @@ class Applier {
   /** Directory times last, after everything inside them was written; re-resolved in the root. */
   finish(): void {
     for (const d of this.dirs) {
-      const parent = resolveInRoot(this.root, d.components.slice(0, -1));
+      const parent = resolveInRoot(this.root, d.components.slice(0, -1), this.known);
       const full = this.p([...parent, d.components[d.components.length - 1]!]);
       if (lstatOrUndefined(full)?.isDirectory()) lutimesSync(full, d.atime, d.mtime);
     }

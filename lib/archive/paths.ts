@@ -51,8 +51,12 @@ export function lstatOrUndefined(p: Buffer): Stats | undefined {
  * Resolves components inside `root` (a byte string without trailing '/'): symlinks among
  * them are followed chroot-style. Components past the first missing one are kept verbatim
  * (they will be created). Returns the resolved components, relative to the root.
+ *
+ * `dirs` holds paths ('/'-joined, relative) known to be real directories: they are not
+ * lstat'ed again, and the ones this call finds are added. The caller must remove a path
+ * (and everything under it) from `dirs` whenever it removes or replaces that path.
  */
-export function resolveInRoot(root: string, components: string[]): string[] {
+export function resolveInRoot(root: string, components: string[], dirs?: Set<string>): string[] {
   const out: string[] = [];
   const queue = components.slice();
   let links = 0;
@@ -70,6 +74,10 @@ export function resolveInRoot(root: string, components: string[]): string[] {
       out.push(c);
       continue;
     }
+    if (dirs?.has([...out, c].join('/'))) {
+      out.push(c);
+      continue;
+    }
     const st = lstatOrUndefined(fsPath(root, [...out, c]));
     if (!st) {
       missing = true;
@@ -84,6 +92,7 @@ export function resolveInRoot(root: string, components: string[]): string[] {
       continue;
     }
     out.push(c);
+    if (st.isDirectory()) dirs?.add(out.join('/'));
   }
   return out;
 }

@@ -248,3 +248,18 @@ test('breakout HardlinkSymlinkChmod (CVE-2021-32760)', async (t) => {
   assert.ok(lstatSync(inRoot).isSymbolicLink(), 'the symlink was created inside the root');
   assert.equal(lstatSync(join(a.root, 'sketchylink')).ino, lstatSync(inRoot).ino, 'the hardlink links the symlink itself');
 });
+
+// Within one layer, a directory the applier made or walked is replaced by a symlink, and a
+// later entry goes through that name: it must follow the new symlink inside the root, never a
+// remembered directory (lib/archive/apply.ts keeps known directories to skip lstat calls).
+for (const [name, first] of [
+  ['a directory entry', [D('a'), F('a/x', 'one')]],
+  ['parents it made', [F('a/x', 'one')]],
+] as const) {
+  test(`apply: within a layer, ${name} replaced by a symlink is followed inside the root`, async (t) => {
+    // A name the canary does not have: through a remembered directory it would be created there.
+    const a = ok(await applyTar(t, (tmp) => [...first, S('a', join(tmp, 'canary', 'etc')), F('a/added', 'pwned')]));
+    assert.ok(lstatSync(join(a.root, 'a')).isSymbolicLink());
+    assert.equal(readFileSync(join(a.root, a.tmp, 'canary', 'etc', 'added'), 'utf8'), 'pwned', 'written inside the root');
+  });
+}
