@@ -1,7 +1,7 @@
 import { mkdir, readdir, readFile, rm, writeFile } from '../fsp.js';
 import { join } from 'node:path';
 import { sysCode } from '../errors.js';
-import { acquire, isLockLive, takeLock, type HeldLock } from './lock.js';
+import { acquire, isLockLive, takeLock, type Lock } from './lock.js';
 import type { Store } from './store.js';
 
 /**
@@ -17,7 +17,7 @@ export class Lease {
   private constructor(
     private readonly store: Store,
     readonly path: string,
-    private readonly lock: HeldLock,
+    private readonly lock: Lock,
   ) {}
 
   static async create(store: Store): Promise<Lease> {
@@ -83,6 +83,6 @@ export async function withStoreLock<T>(store: Store, name: string, fn: () => Pro
   try {
     return await fn();
   } finally {
-    await lock.release();
+    lock.release();
   }
 }

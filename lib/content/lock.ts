@@ -18,7 +18,7 @@ const STALE_MS = 5000;
 const UPDATE_MS = 1000;
 
 /** A lock this process holds on `path` (a directory). */
-export interface HeldLock {
+export interface Lock {
   /** Stops refreshing and removes the lock (unless it was lost). Idempotent. */
   release(): void;
   /** Set once the lock was found taken over, removed or unrefreshed past STALE_MS. */
@@ -42,7 +42,7 @@ export function isLockLive(path: string): boolean {
  * process open. Errors: those of mkdir(2) other than EEXIST (EACCES, ENOENT for a missing
  * parent, ...).
  */
-export function takeLock(path: string): HeldLock | undefined {
+export function takeLock(path: string): Lock | undefined {
   if (!mkdirOrExists(path)) {
     let since: number;
     try {
@@ -109,13 +109,6 @@ function mkdirOrExists(path: string): boolean {
   }
 }
 
-export interface Lock {
-  /** Releases the lock. Idempotent. */
-  release(): Promise<void>;
-  /** Set once the lock was found stolen or unrefreshable; the holder must stop writing. */
-  readonly compromised: Error | undefined;
-}
-
 export interface AcquireOptions {
   /** Wait for a held lock (true) or fail at once with ELOCKED (false). */
   wait: boolean;
@@ -145,23 +138,14 @@ export async function acquire(dir: string, opts: AcquireOptions): Promise<Lock |
     opts.signal?.throwIfAborted();
     // The caller checked before calling; re-check only while waiting.
     if (attempt > 0 && opts.done && (await opts.done())) return undefined;
-    let held: HeldLock | undefined;
     try {
       // Inside the try: a committer may remove this directory between our mkdir of it and
       // of the lock in it, which surfaces as ENOENT; that is a retry.
       mkdirSync(dir, { recursive: true });
-      held = takeLock(path);
+      const held = takeLock(path);
+      if (held) return held;
     } catch (err) {
       if (sysCode(err) !== 'ENOENT') throw err;
-    }
-    if (held) {
-      const lock = held;
-      return {
-        release: async () => lock.release(),
-        get compromised() {
-          return lock.compromised;
-        },
-      };
     }
     if (!opts.wait) throw new DistError('ELOCKED', `${dir} is locked by another process`, { hint: 'retry later' });
     if (!told && opts.onWait) {

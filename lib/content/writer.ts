@@ -59,7 +59,9 @@ export async function openWriter(store: Store, opts: WriterOptions): Promise<Ope
     const writer = await Writer.begin(store, dir, lock, opts.ref, expected, opts.total);
     return { exists: false, writer };
   } catch (err) {
-    await lock.release().catch(() => {});
+    try {
+      lock.release();
+    } catch {}
     throw err;
   }
 }
@@ -205,7 +207,9 @@ export class Writer {
       if (err instanceof DistError && (err.code === 'EBADSIZE' || err.code === 'EINTEGRITY')) {
         await discardIngest(this.dir, this.lock);
       } else {
-        await this.lock.release().catch(() => {});
+        try {
+          this.lock.release();
+        } catch {}
       }
       throw err instanceof DistError ? err : ioError(err, `committing ingest ${JSON.stringify(this.ref)}`);
     }
@@ -222,7 +226,7 @@ export class Writer {
         writeFileSync(join(this.dir, 'updatedat'), new Date().toISOString());
       } catch {}
     } finally {
-      await this.lock.release();
+      this.lock.release();
     }
   }
 
@@ -314,7 +318,7 @@ export async function discardIngest(dir: string, lock: Lock): Promise<void> {
       if (sysCode(err) !== 'ENOENT') throw err;
     }
   }
-  await lock.release();
+  lock.release();
   // Another process may have taken the lock already: then the directory is not empty and is theirs.
   try {
     rmdirSync(dir);
