@@ -1,6 +1,6 @@
 import type { Command } from './spec.js';
 import { storePaths } from './store.js';
-import { humanDuration, humanSize, ndjson, table, write } from './io.js';
+import { humanDuration, humanSize, ndjson, print, table } from './io.js';
 
 export const active: Command = {
   command: 'active',
@@ -34,7 +34,7 @@ export const active: Command = {
         rows.map((r) => [r.ref, humanSize(r.size), r.total !== undefined ? humanSize(r.total) : '-', ago(r.startedAt), ago(r.updatedAt)]),
       );
     }
-    await write(io.stdout, text);
+    await print(io, text);
     return 0;
   },
 };

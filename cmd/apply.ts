@@ -1,5 +1,5 @@
 import type { Command } from './spec.js';
-import { write } from './io.js';
+import { print, write } from './io.js';
 
 export const apply: Command = {
   command: 'apply <dir>',
@@ -23,7 +23,7 @@ export const apply: Command = {
       sameOwner: args.noSameOwner ? false : undefined,
       onWarning: (msg) => void write(io.stderr, `dist apply: warning: ${msg}\n`),
     });
-    await write(io.stdout, `${result.diffId}\n`);
+    await print(io, `${result.diffId}\n`);
     return 0;
   },
 };

@@ -1,6 +1,6 @@
 import type { Command } from './spec.js';
 import { storePaths } from './store.js';
-import { readWords, write } from './io.js';
+import { print, readWords } from './io.js';
 import { eachDigest } from './each.js';
 
 export const del: Command = {
@@ -18,7 +18,7 @@ export const del: Command = {
     const digests: string[] = args.digests?.length ? args.digests : await readWords(io.stdin());
     return eachDigest('delete', digests, io, async (digest) => {
       await deleteBlob(store, digest);
-      await write(io.stdout, `${digest}\n`);
+      await print(io, `${digest}\n`);
     });
   },
 };

@@ -1,6 +1,6 @@
 import { usageError, wholeNumber, type Command } from './spec.js';
 import { REMOTE_OPTIONS, clientFor, locatorFor } from './remote.js';
-import { WIDEN_FROM, widenPipe, write, writeFdSync, type IO } from './io.js';
+import { print, WIDEN_FROM, widenPipe, writeFdSync, type IO } from './io.js';
 import { DistError } from '../lib/errors.js';
 import type { Readable } from 'node:stream';
 import { crypto, streamPromises } from '../lib/lazy.js';
@@ -60,7 +60,7 @@ export const fetch: Command = {
         }
       }
       const { bytes } = await fetchManifest(client, loc, object, hints.length ? hints : MANIFEST_TYPES, io.signal);
-      await write(io.stdout, bytes.subarray(offset) as unknown as string);
+      await print(io, bytes.subarray(offset));
       return 0;
     } finally {
       await client.close();

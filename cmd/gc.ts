@@ -1,5 +1,5 @@
 import type { Command } from './spec.js';
-import { humanSize, ndjson, write } from './io.js';
+import { humanSize, ndjson, print, write } from './io.js';
 import { storeFor } from './store.js';
 
 export const gc: Command = {
@@ -20,9 +20,9 @@ export const gc: Command = {
     const result = await collect(store, { dryRun: Boolean(args.dryRun) });
     const verb = args.dryRun ? 'would free' : 'freed';
     if (args.json) {
-      await write(io.stdout, ndjson([...result.freed.map((b) => ({ digest: b.digest, size: b.size })), { [args.dryRun ? 'wouldFree' : 'freed']: result.freed.length, bytes: result.bytes }]));
+      await print(io, ndjson([...result.freed.map((b) => ({ digest: b.digest, size: b.size })), { [args.dryRun ? 'wouldFree' : 'freed']: result.freed.length, bytes: result.bytes }]));
     } else {
-      await write(io.stdout, result.freed.map((b) => `${b.digest}\n`).join(''));
+      await print(io, result.freed.map((b) => `${b.digest}\n`).join(''));
       await write(io.stderr, `dist gc: ${verb} ${result.freed.length} blob${result.freed.length === 1 ? '' : 's'}, ${humanSize(result.bytes)} (${result.bytes} bytes)\n`);
     }
     return 0;

@@ -1,5 +1,5 @@
 import { usageError, type Command } from './spec.js';
-import { humanSize, ndjson, table, write } from './io.js';
+import { humanSize, ndjson, print, table, write } from './io.js';
 import { storeFor } from './store.js';
 
 export const images: Command = {
@@ -28,12 +28,12 @@ export const images: Command = {
       const all = await names.listNames(store);
       const { imageSize } = await import('../lib/image/size.js');
       if (args.quiet) {
-        await write(io.stdout, all.map((n) => `${n.name}\n`).join(''));
+        await print(io, all.map((n) => `${n.name}\n`).join(''));
         return 0;
       }
       const rows = await Promise.all(all.map(async (n) => ({ name: n.name, digest: n.descriptor.digest, mediaType: n.descriptor.mediaType, size: await imageSize(store, n.descriptor) })));
-      await write(
-        io.stdout,
+      await print(
+        io,
         args.json ? ndjson(rows) : table(['NAME', 'DIGEST', 'TYPE', 'SIZE'], rows.map((r) => [r.name, r.digest, shortType(r.mediaType), humanSize(r.size)])),
       );
       return 0;
@@ -42,13 +42,13 @@ export const images: Command = {
       if (rest.length !== 2) throw usageError('images tag takes <image> <new-name>');
       const found = await names.findImage(store, rest[0]!);
       await names.setName(store, rest[1]!, found.descriptor);
-      await write(io.stdout, `${rest[1]}\n`);
+      await print(io, `${rest[1]}\n`);
       return 0;
     }
     if (action === 'rm' || action === 'remove' || action === 'delete') {
       if (rest.length === 0) throw usageError('images rm takes one or more names');
       const removed = await names.removeNames(store, rest);
-      await write(io.stdout, removed.map((n) => `${n}\n`).join(''));
+      await print(io, removed.map((n) => `${n}\n`).join(''));
       const missing = rest.filter((n) => !removed.includes(n));
       for (const m of missing) await write(io.stderr, `dist images: no image named ${JSON.stringify(m)}\n`);
       return missing.length ? 1 : 0;

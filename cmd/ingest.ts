@@ -1,6 +1,6 @@
 import { wholeNumber, type Command } from './spec.js';
 import { storeFor } from './store.js';
-import { lendPipe, write } from './io.js';
+import { lendPipe, print, write } from './io.js';
 import { DistError } from '../lib/errors.js';
 
 export const ingest: Command = {
@@ -43,7 +43,7 @@ export const ingest: Command = {
         if (io.env.DIST_DEBUG === '1') void write(io.stderr, `dist ingest: waiting for ${ref} (locked since ${since.toISOString()})\n`);
       },
     });
-    if (expected === undefined) await write(io.stdout, `${result.digest}\n`);
+    if (expected === undefined) await print(io, `${result.digest}\n`);
     return 0;
   },
 };

@@ -110,7 +110,7 @@ export function widenPipe(fd: number): void {
  * Writes all of `chunk` to `fd` before returning, so the chunk may be reused (lib/lend.ts). A
  * descriptor left non-blocking by another process gives EAGAIN when full: wait 1 ms and retry.
  */
-export function writeFdSync(fd: number, chunk: Buffer): void {
+export function writeFdSync(fd: number, chunk: Uint8Array): void {
   for (let at = 0; at < chunk.length; ) {
     try {
       at += writeSync(fd, chunk, at);
@@ -124,10 +124,21 @@ export function writeFdSync(fd: number, chunk: Buffer): void {
 const pause = new Int32Array(new SharedArrayBuffer(4));
 
 /** Writes text and waits for the stream to accept it (backpressure). */
-export function write(out: Writable, text: string): Promise<void> {
+export function write(out: Writable, text: string | Uint8Array): Promise<void> {
   return new Promise((resolve, reject) => {
     out.write(text, (err) => (err ? reject(err) : resolve()));
   });
+}
+
+/**
+ * Writes a command's text output. On the process's own stdout that is a blocking write to fd 1,
+ * so a short command never makes process.stdout: making it loads node:stream, ~2 ms of the
+ * ~35 ms `dist path` costs (measured against `node -e 0` with and without touching it).
+ */
+export function print(io: IO, text: string | Uint8Array): Promise<void> {
+  if (io.stdoutFd === undefined) return write(io.stdout, text);
+  writeFdSync(io.stdoutFd, typeof text === 'string' ? Buffer.from(text) : text);
+  return Promise.resolve();
 }
 
 /** A tab-separated table with a header line, as `awk -F'\t'` and `cut` expect. */

@@ -1,6 +1,6 @@
 import type { Command } from './spec.js';
 import { storePaths } from './store.js';
-import { humanDuration, humanSize, ndjson, table, write } from './io.js';
+import { humanDuration, humanSize, ndjson, print, table } from './io.js';
 
 export const list: Command = {
   command: 'list',
@@ -19,7 +19,7 @@ export const list: Command = {
     const store = storePaths(args, io);
     const blobs = await listBlobs(store);
     if (args.quiet) {
-      await write(io.stdout, blobs.map((b) => `${b.digest}\n`).join(''));
+      await print(io, blobs.map((b) => `${b.digest}\n`).join(''));
       return 0;
     }
     const { reachable } = await import('../lib/image/walk.js');
@@ -32,7 +32,7 @@ export const list: Command = {
           ['DIGEST', 'SIZE', 'AGE', 'USED BY'],
           blobs.map((b) => [b.digest, humanSize(b.size), humanDuration(now - b.createdAt.getTime()), usedBy(b.digest).join(',') || '-']),
         );
-    await write(io.stdout, text);
+    await print(io, text);
     return 0;
   },
 };

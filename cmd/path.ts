@@ -1,7 +1,7 @@
 import { statSync } from 'node:fs';
 import type { Command } from './spec.js';
 import { storePaths } from './store.js';
-import { readWords, write } from './io.js';
+import { print, readWords } from './io.js';
 import { eachDigest } from './each.js';
 
 export const path: Command = {
@@ -33,7 +33,7 @@ export const path: Command = {
         }
         throw err;
       }
-      await write(io.stdout, args.quiet ? `${p}\n` : `${digest} ${p}\n`);
+      await print(io, args.quiet ? `${p}\n` : `${digest} ${p}\n`);
     });
   },
 };

@@ -1,6 +1,6 @@
 import { wholeNumber, type Command } from './spec.js';
 import { REMOTE_OPTIONS, clientFor } from './remote.js';
-import { ndjson, write } from './io.js';
+import { ndjson, print } from './io.js';
 import { storeFor } from './store.js';
 
 /**
@@ -52,11 +52,11 @@ export const pull: Command = {
         name: args.name,
         signal: io.signal,
         onEvent: (e) => {
-          if (args.json) io.stdout.write(ndjson([e]));
+          if (args.json) void print(io, ndjson([e]));
           else progress?.on(e);
         },
       });
-      if (!args.json) await write(io.stdout, `${result.descriptor.digest}\n`);
+      if (!args.json) await print(io, `${result.descriptor.digest}\n`);
       return 0;
     } finally {
       await client.close();

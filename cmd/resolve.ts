@@ -1,6 +1,6 @@
 import type { Command } from './spec.js';
 import { REMOTE_OPTIONS, clientFor } from './remote.js';
-import { write } from './io.js';
+import { print } from './io.js';
 
 export const resolve: Command = {
   command: 'resolve <image>',
@@ -15,7 +15,7 @@ export const resolve: Command = {
     const client = await clientFor(args, io, 'resolve');
     try {
       const desc = await resolveRef(client, ref, ref.digest ?? ref.tag!, undefined, io.signal);
-      await write(io.stdout, `${JSON.stringify({ mediaType: desc.mediaType, digest: desc.digest, size: desc.size })}\n`);
+      await print(io, `${JSON.stringify({ mediaType: desc.mediaType, digest: desc.digest, size: desc.size })}\n`);
       return 0;
     } finally {
       await client.close();

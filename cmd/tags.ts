@@ -1,6 +1,6 @@
 import type { Command } from './spec.js';
 import { REMOTE_OPTIONS, clientFor, locatorFor } from './remote.js';
-import { write } from './io.js';
+import { print } from './io.js';
 
 export const tags: Command = {
   command: 'tags <repository>',
@@ -17,7 +17,7 @@ export const tags: Command = {
     const client = await clientFor(args, io, 'tags');
     try {
       for await (const tag of listTags(client, loc, 1000, io.signal)) {
-        await write(io.stdout, args.json ? `${JSON.stringify({ tag })}\n` : `${tag}\n`);
+        await print(io, args.json ? `${JSON.stringify({ tag })}\n` : `${tag}\n`);
       }
       return 0;
     } finally {

@@ -1,5 +1,5 @@
 import type { Command } from './spec.js';
-import { ndjson, write } from './io.js';
+import { ndjson, print, write } from './io.js';
 import { storeFor } from './store.js';
 import { PLATFORM_OPTION } from './pull.js';
 
@@ -22,10 +22,10 @@ export const unpack: Command = {
       signal: io.signal,
       onWarning: (msg) => void write(io.stderr, `dist unpack: warning: ${msg}\n`),
       onLayer: (i, layer, r) => {
-        if (args.json) io.stdout.write(ndjson([{ layer: i, digest: layer.digest, diffId: r.diffId, size: r.size }]));
+        if (args.json) void print(io, ndjson([{ layer: i, digest: layer.digest, diffId: r.diffId, size: r.size }]));
       },
     });
-    await write(io.stdout, args.json ? ndjson([{ manifest: result.manifest, chainId: result.chainId }]) : `${result.chainId}\n`);
+    await print(io, args.json ? ndjson([{ manifest: result.manifest, chainId: result.chainId }]) : `${result.chainId}\n`);
     return 0;
   },
 };

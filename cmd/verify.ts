@@ -1,5 +1,5 @@
 import type { Command } from './spec.js';
-import { ndjson, write } from './io.js';
+import { ndjson, print, write } from './io.js';
 import { storePaths } from './store.js';
 
 export const verify: Command = {
@@ -18,8 +18,8 @@ export const verify: Command = {
       signal: io.signal,
       onBlob: async (r) => {
         if (!r.ok) bad++;
-        if (args.json) await write(io.stdout, ndjson([r]));
-        else if (!r.ok) await write(io.stdout, `${r.digest}\tcorrupt: hashes to ${r.found}${r.removed ? ' (removed)' : ''}\n`);
+        if (args.json) await print(io, ndjson([r]));
+        else if (!r.ok) await print(io, `${r.digest}\tcorrupt: hashes to ${r.found}${r.removed ? ' (removed)' : ''}\n`);
       },
     });
     if (bad) await write(io.stderr, `dist verify: ${bad} corrupt blob${bad === 1 ? '' : 's'}\n`);

@@ -2,7 +2,9 @@
 // unloaded. Both are silent when they break (dist only gets slower), so they are tested here.
 import assert from 'node:assert/strict';
 import { constants as realConstants } from 'node:http2';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -51,6 +53,36 @@ test('dist path and dist fetch do not load the undici part; a request with a bod
   assert.equal(post.status, 1);
   assert.match(post.stderr, /token server answered 503/);
   assert.deepEqual(parts(), ['main.cjs', 'main.cjs.cache', 'undici.cjs', 'undici.cjs.cache']);
+});
+
+test('dist path prints through fd 1 without making process.stdout or process.stderr; a closed pipe ends a long listing quietly', async (t) => {
+  const dir = await tempDir(t);
+  const hook = join(dir, 'stdio.cjs');
+  const report = join(dir, 'stdio.txt');
+  // Records which of process.stdout/stderr the command made (each costs ~2 ms of a ~35 ms
+  // dist path: making one loads node:stream).
+  writeFileSync(hook, `const fs = require('node:fs'); const made = [];
+    for (const k of ['stdout', 'stderr']) {
+      const d = Object.getOwnPropertyDescriptor(process, k);
+      Object.defineProperty(process, k, { configurable: true, enumerable: d.enumerable, get() { if (!made.includes(k)) made.push(k); return d.get.call(this); } });
+    }
+    process.on('exit', () => fs.writeFileSync(${JSON.stringify(report)}, made.join(',')));`);
+  const blobs = join(dir, 'blobs', 'sha256');
+  mkdirSync(blobs, { recursive: true });
+  // Enough blobs that `dist list -q` writes more than a pipe holds (64 KiB).
+  const hexes = Array.from({ length: 1200 }, (_, i) => createHash('sha256').update(String(i)).digest('hex'));
+  for (const h of hexes) writeFileSync(join(blobs, h), '');
+  const digest = `sha256:${hexes[0]}`;
+  const r = await spawnCapture(process.execPath, ['-r', hook, DIST_BIN, '--root', dir, 'path', digest]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, `${digest} ${join(blobs, hexes[0]!)}\n`);
+  assert.equal(readFileSync(report, 'utf8'), '');
+  // The reader goes away after one line: no EPIPE message, exit 0 (as with process.stdout).
+  const head = spawnSync('bash', ['-c', `"${DIST_BIN}" --root "${dir}" list -q | head -n 1; echo "\${PIPESTATUS[0]}"`], { encoding: 'utf8' });
+  assert.equal(head.stderr, '');
+  const [first, status] = head.stdout.trim().split('\n');
+  assert.ok(hexes.includes(first!.slice('sha256:'.length)), first);
+  assert.equal(status, '0');
 });
 
 test('bin/dist starts without node loading NODE_EXTRA_CA_CERTS, and gives it back to the environment', async () => {
