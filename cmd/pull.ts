@@ -1,7 +1,7 @@
 import { wholeNumber, type Command } from './spec.js';
 import { REMOTE_OPTIONS, clientFor } from './remote.js';
 import { ndjson, print } from './io.js';
-import { storeFor } from './store.js';
+import { storePaths } from './store.js';
 
 /**
  * Parallel blob downloads per pull. Measured with `node scripts/bench/run.mjs jobs` (loopback,
@@ -41,7 +41,8 @@ export const pull: Command = {
     const ref = parseImageRef(args.image, { plainHttp: Boolean(args.plainHttp) });
     const platform = args.platform ? parsePlatform(args.platform) : hostPlatform(process.platform, process.arch);
     const jobs = wholeNumber(args.jobs, '--jobs', 1) ?? PULL_JOBS;
-    const store = await storeFor(args, io);
+    // lib/pull.ts creates the layout once the manifest request is out.
+    const store = storePaths(args, io);
     const client = await clientFor(args, io, 'pull');
     const progress = !args.json && io.stderrTTY ? new Progress(io.stderr) : undefined;
     try {

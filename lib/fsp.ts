@@ -3,6 +3,7 @@
 // ingest), which every process that touched the store paid; the callback API is in node:fs,
 // loaded already. Same arguments, results and errors as node:fs/promises.
 import * as fs from 'node:fs';
+import { dirname } from 'node:path';
 
 type Fsp = typeof fs.promises;
 
@@ -21,3 +22,36 @@ export const rm = viaCallback('rm');
 export const stat = viaCallback('stat');
 export const unlink = viaCallback('unlink');
 export const writeFile = viaCallback('writeFile');
+
+/**
+ * mkdir -p, synchronously (a few metadata calls). Node's `{ recursive: true }` never returns
+ * where mkdir(2) answers ENOENT under a parent that exists, as in /proc or /sys: `dist --root
+ * /proc/x pull` spun at full CPU forever. This makes each missing parent once, then fails
+ * with mkdir(2)'s own error.
+ */
+export function mkdirp(path: string): void {
+  try {
+    fs.mkdirSync(path);
+    return;
+  } catch (err) {
+    if (existsAsDir(err, path)) return;
+    const parent = dirname(path);
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || parent === path) throw err;
+  }
+  mkdirp(dirname(path));
+  try {
+    fs.mkdirSync(path);
+  } catch (err) {
+    if (!existsAsDir(err, path)) throw err;
+  }
+}
+
+/** mkdir failed with EEXIST on a directory (made meanwhile, or there all along). */
+function existsAsDir(err: unknown, path: string): boolean {
+  if ((err as NodeJS.ErrnoException).code !== 'EEXIST') return false;
+  try {
+    return fs.statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}

@@ -3,7 +3,7 @@ import pLimit from 'p-limit';
 import { writeBlob } from './content/ingest.js';
 import { putBlob, syncBlobDirs } from './content/writer.js';
 import { Lease } from './content/lease.js';
-import type { Store } from './content/store.js';
+import { ensureLayout, type Store } from './content/store.js';
 import { DistError } from './errors.js';
 import { MANIFEST_TYPES, isIndex, isManifest, type Descriptor, type Platform } from './image/mediatypes.js';
 import { listNames, localDescriptor, setName } from './image/names.js';
@@ -67,27 +67,28 @@ export async function pull(store: Store, client: RegistryClient, ref: ImageRef, 
   const signal = opts.signal ? AbortSignal.any([opts.signal, stopper.signal]) : stopper.signal;
   // Every request in flight listens on the signal; Node warns on stderr past 10 listeners.
   setMaxListeners(Math.max(10, 4 * opts.concurrency + 10), signal);
-  const lease = await Lease.create(store);
+  const name = opts.name ?? formatRef(ref);
+  // The top manifest is asked for first; the store is made ready (on a fresh root, ~10 ms of
+  // file system work) and the lease taken while the registry answers. Nothing is committed
+  // before both are done.
+  const asked = resolveTop(store, client, ref, name, signal);
+  // Awaited below; a failure that comes first must not count as unhandled meanwhile.
+  asked.catch(() => {});
+  let lease: Lease;
+  try {
+    await ensureLayout(store);
+    lease = await Lease.create(store);
+  } catch (err) {
+    stopper.abort(err);
+    await asked.catch(() => {});
+    throw err;
+  }
   let fetched = 0;
   let existing = 0;
   let blobs = 0;
   const limit = pLimit(Math.max(1, opts.concurrency));
   try {
-    const name = opts.name ?? formatRef(ref);
-    let top: Descriptor;
-    /** The top manifest's bytes, when the request that resolved it brought them. */
-    let topBytes: Buffer | undefined;
-    if (ref.digest && (await store.has(ref.digest))) {
-      top = await localDescriptor(store, ref.digest);
-    } else if (!ref.digest && (await listNames(store)).some((n) => n.name === name)) {
-      // Pulling a name the store already holds: HEAD first, so that an image that has not
-      // changed costs one cheap request (Docker Hub does not count HEADs against its limit).
-      top = await resolve(client, ref, ref.tag!, undefined, signal);
-    } else {
-      // A first pull, or a digest not held: GET at once, as skopeo does. A HEAD first would
-      // only add a round trip, since the manifest is needed anyway.
-      ({ descriptor: top, bytes: topBytes } = await fetchManifest(client, ref, ref.digest ?? ref.tag!, MANIFEST_TYPES, signal));
-    }
+    const { top, bytes: topBytes } = await asked;
     emit({ event: 'resolved', ref: formatRef(ref), digest: top.digest, mediaType: top.mediaType, size: top.size });
 
     /** Digests committed by putBlob, whose directory entries are synced before naming. */
@@ -206,6 +207,19 @@ export async function pull(store: Store, client: RegistryClient, ref: ImageRef, 
   } finally {
     await lease.end();
   }
+}
+
+/**
+ * The descriptor of what `ref` names, and its bytes when the request brought them: from the
+ * store when it holds the digest; by HEAD when re-pulling a name the store holds (an image
+ * that has not changed then costs one cheap request, and Docker Hub does not count HEADs
+ * against its limit); otherwise by GET at once, as skopeo does (the manifest is needed anyway).
+ */
+async function resolveTop(store: Store, client: RegistryClient, ref: ImageRef, name: string, signal: AbortSignal): Promise<{ top: Descriptor; bytes?: Buffer }> {
+  if (ref.digest && (await store.has(ref.digest))) return { top: await localDescriptor(store, ref.digest) };
+  if (!ref.digest && (await listNames(store)).some((n) => n.name === name)) return { top: await resolve(client, ref, ref.tag!, undefined, signal) };
+  const { descriptor, bytes } = await fetchManifest(client, ref, ref.digest ?? ref.tag!, MANIFEST_TYPES, signal);
+  return { top: descriptor, bytes };
 }
 
 /**

@@ -7,6 +7,7 @@ import {
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DistError, sysCode } from '../errors.js';
+import { mkdirp } from '../fsp.js';
 import { decompressor, peek, sniff, type Compression } from './decompress.js';
 import { cleanComponents, fsPath, lstatOrUndefined, printable, resolveInRoot } from './paths.js';
 import { tar } from './tar.js';
@@ -51,7 +52,7 @@ const MAX_DEVICE = 2 ** 32 - 1;
  * applied so far stays (as with containerd, there is no rollback).
  */
 export async function applyLayer(target: string, input: Readable, opts: ApplyOptions = {}): Promise<ApplyResult> {
-  mkdirSync(target, { recursive: true });
+  mkdirp(target);
   const root = realpathSync(Buffer.from(target), { encoding: 'buffer' }).toString('latin1').replace(/\/+$/, '');
   const head = await peek(input, 10);
   const compression = sniff(head);

@@ -1,4 +1,5 @@
-import { mkdir, readdir, readFile, rm, writeFile } from '../fsp.js';
+import { writeFileSync } from 'node:fs';
+import { mkdirp, readdir, readFile, rm } from '../fsp.js';
 import { join } from 'node:path';
 import { sysCode } from '../errors.js';
 import { acquire, isLockLive, takeLock, type Lock } from './lock.js';
@@ -20,14 +21,16 @@ export class Lease {
     private readonly lock: Lock,
   ) {}
 
+  // Lease files are a few hundred bytes: written synchronously, each costs microseconds where
+  // a thread-pool round trip costs ~0.5 ms, twice before a pull's first blob request.
   static async create(store: Store): Promise<Lease> {
     const dir = join(store.root, 'leases');
-    await mkdir(dir, { recursive: true });
+    mkdirp(dir);
     const path = join(dir, `${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`);
     // Locked before the file exists, so gc never takes the new lease for a dead one. A fresh
     // name: no one else can hold its lock.
     const lock = takeLock(`${path}.lock`)!;
-    await writeFile(path, '');
+    writeFileSync(path, '');
     return new Lease(store, path, lock);
   }
 
@@ -36,7 +39,7 @@ export class Lease {
     const fresh = digests.filter((d) => !this.digests.has(d));
     if (fresh.length === 0) return;
     for (const d of fresh) this.digests.add(d);
-    await withGcLock(this.store, () => writeFile(this.path, [...this.digests].join('\n')));
+    await withGcLock(this.store, async () => writeFileSync(this.path, [...this.digests].join('\n')));
   }
 
   async end(): Promise<void> {

@@ -1,5 +1,5 @@
 import { mkdirSync, rmdirSync, statSync, utimesSync } from 'node:fs';
-import { stat } from '../fsp.js';
+import { mkdirp, stat } from '../fsp.js';
 import { join } from 'node:path';
 import { DistError, sysCode } from '../errors.js';
 import { sleep } from '../sleep.js';
@@ -141,7 +141,7 @@ export async function acquire(dir: string, opts: AcquireOptions): Promise<Lock |
     try {
       // Inside the try: a committer may remove this directory between our mkdir of it and
       // of the lock in it, which surfaces as ENOENT; that is a retry.
-      mkdirSync(dir, { recursive: true });
+      mkdirp(dir);
       const held = takeLock(path);
       if (held) return held;
     } catch (err) {

@@ -1,5 +1,5 @@
 import { statSync } from 'node:fs';
-import { link, mkdir, rename, unlink, writeFile } from '../fsp.js';
+import { link, mkdirp, rename, unlink, writeFile } from '../fsp.js';
 import { join, resolve } from 'node:path';
 import { parseDigest, type Digest } from '../digest.js';
 import { sysCode } from '../errors.js';
@@ -75,7 +75,8 @@ export async function openStore(root: string): Promise<Store> {
   return store;
 }
 
-async function ensureLayout(store: Store): Promise<void> {
+/** Creates the OCI layout files of `store` when missing (see openStore). */
+export async function ensureLayout(store: Store): Promise<void> {
   try {
     // Every command opens the store: one synchronous stat, not fs/promises and its threads.
     statSync(store.indexPath);
@@ -83,8 +84,8 @@ async function ensureLayout(store: Store): Promise<void> {
   } catch (err) {
     if (sysCode(err) !== 'ENOENT') throw err;
   }
-  await mkdir(join(store.blobsDir, 'sha256'), { recursive: true });
-  await mkdir(store.ingestRoot, { recursive: true });
+  mkdirp(join(store.blobsDir, 'sha256'));
+  mkdirp(store.ingestRoot);
   await createIfAbsent(join(store.root, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}\n');
   await createIfAbsent(store.indexPath, `${JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [] })}\n`);
 }

@@ -1,10 +1,11 @@
-import { chmodSync, closeSync, createReadStream, fstatSync, fsync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, rmdirSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, createReadStream, fstatSync, fsync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, rmSync, rmdirSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Hash } from 'node:crypto';
 import { hasher, parseDigest, type Algorithm, type Digest } from '../digest.js';
 import { DistError, sysCode } from '../errors.js';
 import { acquire, type Lock } from './lock.js';
 import type { Store } from './store.js';
+import { mkdirp } from '../fsp.js';
 
 export interface WriterOptions {
   /** The transaction key. Concurrent writers of one ref meet at one ingest directory. */
@@ -352,7 +353,7 @@ function publish(file: string, target: string): void {
   } catch (err) {
     if (sysCode(err) !== 'ENOENT') throw err;
     // blobs/<alg>/ is missing (a new algorithm, or removed by hand).
-    mkdirSync(dirname(target), { recursive: true });
+    mkdirp(dirname(target));
     renameSync(file, target);
   }
 }
@@ -388,7 +389,7 @@ export async function putBlob(store: Store, bytes: Buffer, expected: string, siz
     fd = openSync(tmp, 'wx', 0o444);
   } catch (err) {
     if (sysCode(err) !== 'ENOENT') throw ioError(err, `writing ${label}`);
-    mkdirSync(store.ingestRoot, { recursive: true });
+    mkdirp(store.ingestRoot);
     fd = openSync(tmp, 'wx', 0o444);
   }
   try {

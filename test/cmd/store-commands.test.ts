@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { runCli } from '../helpers/cli.js';
+import { DIST_BIN, runCli, spawnCapture } from '../helpers/cli.js';
 import { leftovers } from '../helpers/store.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -189,4 +189,19 @@ test('the store root comes from --root, then DIST_ROOT, then ./.content', async 
   assert.deepEqual((await leftovers(b)).blobs, []);
   const index = JSON.parse(await readFile(join(a, 'index.json'), 'utf8'));
   assert.equal(index.mediaType, 'application/vnd.oci.image.index.v1+json');
+});
+
+test('a root that cannot be made is one line and exit 1, at once: under /proc (mkdir answers ENOENT) and below a file', async (t) => {
+  const file = join(await tempDir(t), 'file');
+  await writeFile(file, 'x');
+  for (const [root, error] of [
+    ['/proc/dist-no-such/store', "ENOENT: no such file or directory, mkdir '/proc/dist-no-such'"],
+    [join(file, 'store'), `ENOTDIR: not a directory, stat '${join(file, 'store', 'index.json')}'`],
+  ]) {
+    // Node's recursive mkdir never returned under /proc; the timeout turns a hang into a failure.
+    const ingest = await spawnCapture(DIST_BIN, ['--root', root!, 'ingest', 'x'], { input: 'data', timeout: 20_000, killSignal: 'SIGKILL' });
+    assert.deepEqual([ingest.status, ingest.stderr], [1, `dist ingest: ${error}\n`]);
+    const pull = await spawnCapture(DIST_BIN, ['--root', root!, 'pull', '127.0.0.1:1/none:1'], { timeout: 20_000, killSignal: 'SIGKILL' });
+    assert.deepEqual([pull.status, pull.stderr], [1, `dist pull: ${error}\n`]);
+  }
 });
