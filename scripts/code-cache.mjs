@@ -6,7 +6,8 @@
 // run most, in this process, against a throwaway store and a small image served by a
 // loopback HTTP server speaking the registry API, and only then serializes what V8 compiled.
 // Any command that fails here fails the build: a cache trained on errors would be no use.
-import { createReadStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { createReadStream, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -66,7 +67,18 @@ try {
   const sink = () => new Writable({ write: (_c, _e, cb) => cb() });
   const root = join(work, 'store');
   const layer = image.layers[0];
-  const run = async (argv, stdinFile = '/dev/null') => {
+  // bin/dist hands commands its own descriptors (stdoutFd, stdinFd), and the hot paths use them:
+  // lent chunks written straight to fd 1, text printed to it, a piped stdin lent by lendPipe.
+  // Train those paths, not the stream fallbacks tests use: stdout is /dev/null by descriptor,
+  // and a piped stdin is a FIFO a `cat` child writes into.
+  const devNull = openSync('/dev/null', 'w');
+  const fifo = join(work, 'fifo');
+  execFileSync('mkfifo', [fifo]);
+  const piped = (file) => {
+    spawn('sh', ['-c', 'cat "$1" > "$2"', 'sh', file, fifo], { stdio: 'ignore' });
+    return openSync(fifo, 'r'); // blocks until cat has opened its end
+  };
+  const run = async (argv, stdinFile = '/dev/null', { pipe = false } = {}) => {
     let err = '';
     const stderr = new Writable({ write: (c, _e, cb) => ((err += c), cb()) });
     const status = await bundle.main(['--root', root, ...argv], {
@@ -77,13 +89,15 @@ try {
       isTTY: false,
       stderrTTY: false,
       signal: new AbortController().signal,
+      stdoutFd: devNull,
+      ...(pipe && { stdinFd: piped(stdinFile) }),
     });
     if (status !== 0) throw new Error(`code cache: dist ${argv.join(' ')} exited ${status}: ${err.trim()}`);
   };
   // The seed's pipeline, its apply pipeline, then the higher-level commands.
   await run(['fetch', `${host}/train`, '1', `mediatype:${image.mediaType}`]);
   await run(['fetch', `${host}/train`, layer]);
-  await run(['ingest', '--expected-digest', layer, '--expected-size', String(image.layerSizes[0]), `${host}/train@${layer}`], blob(layer));
+  await run(['ingest', '--expected-digest', layer, '--expected-size', String(image.layerSizes[0]), `${host}/train@${layer}`], blob(layer), { pipe: true });
   await run(['ingest', '--expected-digest', layer, `${host}/train@${layer}`], blob(layer));
   await run(['path', '-n', layer]);
   await run(['apply', join(work, 'applied')], blob(layer));
