@@ -47,10 +47,12 @@ function loadPart(part: Part): unknown {
     if (!PARTS.includes(part)) throw new Error(`dist: no bundle part ${part}`);
     const file = partFile(part);
     const source = readFileSync(file, 'utf8');
-    const wrapped = `(function (exports, require, module, __filename, __dirname) {${source}\n})`;
+    // __distFileUrl is what the parts see as import.meta.url (scripts/build.mjs).
+    const wrapped = `(function (exports, require, module, __filename, __dirname, __distFileUrl) {${source}\n})`;
     const script = new Script(wrapped, { filename: file, cachedData: useCache ? readCache(part) : undefined });
     const mod = { exports: {} };
-    script.runInThisContext()(mod.exports, partRequire, mod, file, __dirname);
+    const url = `file://${file.split('/').map(encodeURIComponent).join('/')}`;
+    script.runInThisContext()(mod.exports, partRequire, mod, file, __dirname, url);
     p = { script, exports: mod.exports };
     loaded.set(part, p);
   }

@@ -33,8 +33,9 @@ const PART = {
   target: 'node20',
   // DIST_BUILD_PLAIN=1 keeps names readable, for --cpu-prof.
   minify: process.env.DIST_BUILD_PLAIN !== '1',
-  // createRequire(import.meta.url) in lib/ works as createRequire(__filename) in CommonJS.
-  define: { 'import.meta.url': '__filename' },
+  // import.meta.url (createRequire in lib/, and yargs, which passes it to fileURLToPath) must be
+  // the part's file URL. esbuild's define takes only names: the launcher passes this one in.
+  define: { 'import.meta.url': '__distFileUrl' },
   logLevel: 'warning',
 };
 

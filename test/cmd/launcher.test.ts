@@ -85,6 +85,17 @@ test('dist path prints through fd 1 without making process.stdout or process.std
   assert.equal(status, '0');
 });
 
+test('bin/dist gives help, its version and usage errors (yargs inside the bundle, which reads import.meta.url)', async () => {
+  const version = await spawnCapture(DIST_BIN, ['--version']);
+  assert.deepEqual([version.status, version.stderr], [0, '']);
+  assert.equal(version.stdout, `${JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')).version}\n`);
+  const help = await spawnCapture(DIST_BIN, ['--help']);
+  assert.equal(help.status, 0, help.stderr);
+  assert.match(help.stdout, /^Usage: dist <command> \[options\]$/m);
+  const usage = await spawnCapture(DIST_BIN, ['path', '--bogus']);
+  assert.deepEqual([usage.status, usage.stdout, usage.stderr], [2, '', "dist path: Unknown argument: bogus\nRun 'dist path --help' for usage.\n"]);
+});
+
 test('bin/dist starts without node loading NODE_EXTRA_CA_CERTS, and gives it back to the environment', async () => {
   // node itself warns at start-up when it cannot load the file; bin/dist must not let it try.
   // `dist path` of an unknown digest prints a one-line error and connects nowhere.
