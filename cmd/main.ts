@@ -1,7 +1,7 @@
 import { isDistError } from '../lib/errors.js';
 import { COMMANDS } from './commands.js';
 import { fastParse } from './fast.js';
-import { write, type IO } from './io.js';
+import { print, write, type IO } from './io.js';
 import { commandName, usageError, type Args, type Command } from './spec.js';
 
 const HELPISH = new Set(['--help', '-h', '--version', 'help', '--get-yargs-completions']);
@@ -25,7 +25,7 @@ export async function main(argv: string[], io: IO): Promise<number> {
       const { parseCli } = await import('./cli.js');
       const parsed = await parseCli(argv, io);
       if (parsed.kind === 'output') {
-        await write(io.stdout, parsed.text);
+        await print(io, parsed.text);
         return parsed.status;
       }
       command = parsed.command;

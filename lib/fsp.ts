@@ -30,15 +30,15 @@ export const writeFile = viaCallback('writeFile');
  * with mkdir(2)'s own error.
  */
 export function mkdirp(path: string): void {
+  const parent = dirname(path);
   try {
     fs.mkdirSync(path);
     return;
   } catch (err) {
     if (existsAsDir(err, path)) return;
-    const parent = dirname(path);
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || parent === path) throw err;
   }
-  mkdirp(dirname(path));
+  mkdirp(parent);
   try {
     fs.mkdirSync(path);
   } catch (err) {
