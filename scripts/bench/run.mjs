@@ -71,6 +71,41 @@ async function peakRss(argv, opts = {}) {
   return peak / 1024;
 }
 
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString());
+const CORES = Number(execFileSync('nproc').toString());
+
+/** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat. */
+function cpuOfPid(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields[0] is field 3, state
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+}
+
+/**
+ * The CPU a command costs the machine: user + system seconds of every process it started (bash's
+ * `times` for its children, which include their own waited-for children) plus what the registry
+ * spent serving it. Median of `runs` runs, each after `prepare`. On a machine where every core is
+ * busy, a command cannot finish in less than this over the number of cores.
+ */
+function cpuSeconds(cmd, prepare, registryPid, runs = 3) {
+  const file = join(work, 'times.txt');
+  const samples = [];
+  for (let i = 0; i < runs; i++) {
+    execFileSync('bash', ['-c', prepare], { stdio: 'ignore' });
+    const before = cpuOfPid(registryPid);
+    execFileSync('bash', ['-c', `${cmd}\ntimes > ${file}`], { stdio: ['ignore', 'ignore', 'inherit'] });
+    const registry = cpuOfPid(registryPid) - before;
+    const children = readFileSync(file, 'utf8').trim().split('\n')[1];
+    const own = children.split(/\s+/).reduce((sum, t) => {
+      const m = /^(\d+)m([\d.]+)s$/.exec(t);
+      return sum + Number(m[1]) * 60 + Number(m[2]);
+    }, 0);
+    samples.push({ total: own + registry, registry });
+  }
+  samples.sort((a, b) => a.total - b.total);
+  return samples[(runs - 1) >> 1];
+}
+
 /**
  * containerd on its own root and socket. `ctr content rm` does not reliably empty the store
  * between runs (fetch then finds everything present), so each ctr run starts from a fresh
@@ -169,6 +204,12 @@ async function main() {
       },
     });
     const what = image === 'large' ? 'pull 8 x 64 MiB' : 'pull 40 small layers';
+    // The CPU budget: on a machine whose cores are all busy, the pipeline cannot beat its CPU
+    // seconds over the cores. Over dist pull's wall time, that is the least pipeline/pull can be.
+    const budget = {};
+    for (const k of ['dist pull', 'seed pipeline', 'verify floor', 'node floor']) {
+      budget[k] = cpuSeconds(cmds[k], k === 'dist pull' ? `rm -rf ${scratch}/pull; sync` : freshSeed, reg.pid);
+    }
     rows.push([what, 'dist pull', fmt(r['dist pull']), '', '']);
     for (const peer of ['skopeo copy', 'ctr content fetch']) rows.push([what, peer, fmt(r[peer]), `dist/${peer.split(' ')[0]}`, ratio(r['dist pull'], r[peer]).toFixed(2)]);
     rows.push([what, 'floor: the registry alone, curl -Z (4 at a time) to /dev/null', fmt(r['registry floor']), 'floor/dist pull', ratio(r['registry floor'], r['dist pull']).toFixed(2)]);
@@ -176,6 +217,12 @@ async function main() {
     rows.push([what, 'floor: same pipeline, node -e 0 as each dist', fmt(r['node floor']), 'floor/dist pull', ratio(r['node floor'], r['dist pull']).toFixed(2)]);
     rows.push([what, 'floor: same pipeline, curl \\| node hash-stdin.cjs', fmt(r['hash floor']), 'floor/dist pull', ratio(r['hash floor'], r['dist pull']).toFixed(2)]);
     rows.push([what, 'floor: same pipeline, node fetch-hash.cjs \\| node hash-stdin.cjs (both ends verify)', fmt(r['verify floor']), 'floor/dist pull', ratio(r['verify floor'], r['dist pull']).toFixed(2)]);
+    const cpu = (k) => `${budget[k].total.toFixed(2)} s CPU (registry ${budget[k].registry.toFixed(2)})`;
+    const bound = (k) => (budget[k].total / CORES / r['dist pull'].median).toFixed(2);
+    rows.push([what, 'CPU budget: dist pull, all processes and the registry', cpu('dist pull'), '', '']);
+    rows.push([what, 'CPU budget: seed pipeline', cpu('seed pipeline'), `least pipeline/dist pull on ${CORES} cores`, bound('seed pipeline')]);
+    rows.push([what, 'CPU budget: both-verify floor', cpu('verify floor'), `least floor/dist pull on ${CORES} cores`, bound('verify floor')]);
+    rows.push([what, 'CPU budget: node -e 0 floor', cpu('node floor'), `least floor/dist pull on ${CORES} cores`, bound('node floor')]);
   }
 
   // Unpack: the real Debian image, pulled once into a store that umoci reads directly.

@@ -22,6 +22,8 @@ export interface Registry {
   password?: string;
   /** With token auth: the token server, and what it answered. */
   tokens?: TokenServer;
+  /** The server's process id (make bench reads its CPU time from /proc). */
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -121,7 +123,7 @@ ${tls}${auth}`;
     if (child.exitCode !== null || i > 200) throw new Error(`docker-registry did not start: ${stderr}`);
     await delay(25);
   }
-  return { host, url: `${opts.tls ? 'https' : 'http'}://${host}`, dir, caFile, user: opts.auth ? user : undefined, password: opts.auth ? password : undefined, tokens: token, stop };
+  return { host, url: `${opts.tls ? 'https' : 'http'}://${host}`, dir, caFile, user: opts.auth ? user : undefined, password: opts.auth ? password : undefined, tokens: token, pid: child.pid!, stop };
 }
 
 export interface TokenServer {
