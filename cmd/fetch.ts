@@ -3,7 +3,7 @@ import { REMOTE_OPTIONS, clientFor, locatorFor } from './remote.js';
 import { print, WIDEN_FROM, widenPipe, writeFdSync, type IO } from './io.js';
 import { DistError } from '../lib/errors.js';
 import type { Readable } from 'node:stream';
-import { crypto, streamPromises } from '../lib/lazy.js';
+import { crypto, cryptoSoon, streamPromises } from '../lib/lazy.js';
 import type { Lending } from '../lib/lend.js';
 
 const SEED =
@@ -50,7 +50,9 @@ export const fetch: Command = {
       const manifestHinted = hints.some((h) => isManifest(h) || isIndex(h));
       if (isDigest(object) && !manifestHinted) {
         try {
-          const blob = await openBlob(client, loc, object, { offset, signal: io.signal });
+          const opening = openBlob(client, loc, object, { offset, signal: io.signal });
+          cryptoSoon();
+          const blob = await opening;
           if (io.stdoutFd !== undefined && blob.descriptor.size - offset >= WIDEN_FROM) widenPipe(io.stdoutFd);
           await streamVerified(blob.body, object, offset === 0, io);
           return 0;

@@ -5,6 +5,7 @@ import { putBlob, syncBlobDirs } from './content/writer.js';
 import { Lease } from './content/lease.js';
 import { ensureLayout, type Store } from './content/store.js';
 import { DistError } from './errors.js';
+import { cryptoSoon } from './lazy.js';
 import { MANIFEST_TYPES, isIndex, isManifest, type Descriptor, type Platform } from './image/mediatypes.js';
 import { listNames, localDescriptor, setName } from './image/names.js';
 import { formatPlatform, selectManifest } from './image/platform.js';
@@ -78,6 +79,8 @@ export async function pull(store: Store, client: RegistryClient, ref: ImageRef, 
   try {
     await ensureLayout(store);
     lease = await Lease.create(store);
+    // Every blob of the pull is hashed, and the top manifest too: node:crypto loads meanwhile.
+    cryptoSoon();
   } catch (err) {
     stopper.abort(err);
     await asked.catch(() => {});
