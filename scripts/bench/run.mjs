@@ -192,23 +192,22 @@ async function main() {
       'registry floor': registryFloor,
     };
     const freshSeed = `rm -rf ${scratch}/seed; mkdir -p ${scratch}/seed; sync`;
-    const r = hyperfine(`pull-${image}`, cmds, {
-      prepare: {
-        [cmds['dist pull']]: `rm -rf ${scratch}/pull; sync`,
-        [cmds['skopeo copy']]: `rm -rf ${scratch}/skopeo; sync`,
-        [cmds['ctr content fetch']]: `${containerd.reset}; sync`,
-        [cmds['seed pipeline']]: freshSeed,
-        [cmds['node floor']]: freshSeed,
-        [cmds['hash floor']]: freshSeed,
-        [cmds['verify floor']]: freshSeed,
-      },
-    });
+    const prepare = {
+      [cmds['dist pull']]: `rm -rf ${scratch}/pull; sync`,
+      [cmds['skopeo copy']]: `rm -rf ${scratch}/skopeo; sync`,
+      [cmds['ctr content fetch']]: `${containerd.reset}; sync`,
+      [cmds['seed pipeline']]: freshSeed,
+      [cmds['node floor']]: freshSeed,
+      [cmds['hash floor']]: freshSeed,
+      [cmds['verify floor']]: freshSeed,
+    };
+    const r = hyperfine(`pull-${image}`, cmds, { prepare });
     const what = image === 'large' ? 'pull 8 x 64 MiB' : 'pull 40 small layers';
     // The CPU budget: on a machine whose cores are all busy, the pipeline cannot beat its CPU
     // seconds over the cores. Over dist pull's wall time, that is the least pipeline/pull can be.
     const budget = {};
     for (const k of ['dist pull', 'seed pipeline', 'verify floor', 'node floor']) {
-      budget[k] = cpuSeconds(cmds[k], k === 'dist pull' ? `rm -rf ${scratch}/pull; sync` : freshSeed, reg.pid);
+      budget[k] = cpuSeconds(cmds[k], prepare[cmds[k]], reg.pid);
     }
     rows.push([what, 'dist pull', fmt(r['dist pull']), '', '']);
     for (const peer of ['skopeo copy', 'ctr content fetch']) rows.push([what, peer, fmt(r[peer]), `dist/${peer.split(' ')[0]}`, ratio(r['dist pull'], r[peer]).toFixed(2)]);
@@ -260,7 +259,7 @@ async function main() {
     `# dist benchmarks`,
     '',
     `${new Date().toISOString().slice(0, 10)}, ${RUNS} rounds after a warm-up (start-up: 30); each round runs every command of a group once, in turn. Times are medians with min–max; ratios are medians of the per-round ratios; < 1 means dist is faster.`,
-    `Machine: ${execFileSync('nproc').toString().trim()} cores, Node ${process.version}; registry: Debian docker-registry on 127.0.0.1; outputs on tmpfs.`,
+    `Machine: ${CORES} cores, Node ${process.version}; registry: Debian docker-registry on 127.0.0.1; outputs on tmpfs.`,
     `NODE_EXTRA_CA_CERTS ${extraCa ? 'is set here' : 'is unset here'}; floors and the start-up baseline run node without it (bin/dist never has node load it).`,
     '',
     '| benchmark | command | wall time | ratio | value |',
