@@ -2,8 +2,10 @@
 // Timing is hyperfine's (medians and min-max over repeated runs); peak RSS is read from
 // /proc/<pid>/status (VmHWM) while the process runs. Prints a Markdown table of ratios and
 // writes it to bench/results.md. `node scripts/bench/run.mjs jobs` measures pull -j instead.
+// Each scripts/bench/group-*.mjs adds a group of rows (see runGroups); `node
+// scripts/bench/run.mjs group NAME...` runs only those groups (group-NAME.mjs) and prints them.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fixtures } from './fixtures.mjs';
@@ -142,6 +144,27 @@ const ms = (s) => `${(s.median * 1000).toFixed(0)} ms (${(s.min * 1000).toFixed(
 /** The median of the per-round ratios A/B (rounds interleave the commands, see hyperfine()). */
 const ratio = (a, b) => median(a.times.map((t, i) => t / b.times[i]));
 
+/**
+ * The groups in scripts/bench/group-*.mjs (all of them, or those named), in name order. Each
+ * default-exports `async (ctx) => rows`, a row being [benchmark, command, wall time, ratio
+ * name, value], and gets the shared fixtures and timing helpers in ctx.
+ */
+async function runGroups({ reg, meta, store }, names) {
+  const dir = join(repo, 'scripts', 'bench');
+  const files = readdirSync(dir)
+    .filter((f) => /^group-.+\.mjs$/.test(f))
+    .filter((f) => !names?.length || names.includes(f.slice(6, -4)))
+    .sort();
+  const ctx = { DIST, R: reg.host, reg, meta, store, repo, work, scratch, hook, CORES, RUNS, hyperfine, peakRss, ratio, fmt, ms, median, cpuOfPid, startContainerd };
+  const rows = [];
+  for (const f of files) {
+    process.stderr.write(`bench: ${f}\n`);
+    const group = await import(join(dir, f));
+    rows.push(...(await group.default(ctx)));
+  }
+  return rows;
+}
+
 async function main() {
   mkdirSync(work, { recursive: true });
   rmSync(scratch, { recursive: true, force: true });
@@ -159,6 +182,12 @@ async function main() {
       const r = hyperfine(`jobs-${image}`, cmds, { prepare: { default: `rm -rf ${scratch}/j` } });
       for (const [k, v] of Object.entries(r)) console.log(`${image}: dist pull ${k}: ${fmt(v)}`);
     }
+    return;
+  }
+
+  if (mode === 'group') {
+    const only = await runGroups({ reg, meta }, process.argv.slice(3));
+    process.stdout.write(`${only.map((r) => `| ${r.join(' | ')} |`).join('\n')}\n`);
     return;
   }
 
@@ -247,6 +276,8 @@ async function main() {
   rows.push(['start-up', 'dist path <digest>', ms(s['dist path']), 'dist/node', ratio(s['dist path'], s['node -e 0']).toFixed(2)]);
   rows.push(['', 'node -e 0 (no NODE_EXTRA_CA_CERTS)', ms(s['node -e 0']), '', '']);
   if (extraCa) rows.push(['', 'node -e 0 (NODE_EXTRA_CA_CERTS set, as here)', ms(s['node -e 0, NODE_EXTRA_CA_CERTS set']), 'dist/node', ratio(s['dist path'], s['node -e 0, NODE_EXTRA_CA_CERTS set']).toFixed(2)]);
+
+  rows.push(...(await runGroups({ reg, meta, store })));
 
   // Memory: peak RSS on the large image.
   rmSync(`${scratch}/mem`, { recursive: true, force: true });
