@@ -53,7 +53,11 @@ export interface RequestOptions {
   signal?: AbortSignal;
   /** Retry statuses and resets (default true). Uploads with a one-shot body pass false. */
   retry?: boolean;
-  body?: string;
+  /**
+   * The request body. A stream is sent once (pass `retry: false` and set content-length
+   * yourself); a string or Buffer may be re-sent on retry.
+   */
+  body?: string | Buffer | Readable;
 }
 
 const RETRY_STATUS = new Set([408, 429, 500, 502, 503, 504]);
@@ -96,7 +100,7 @@ export class RegistryClient {
   }
 
   /** GET and HEAD through lib/remote/h1.ts; a request with a body through undici. */
-  private async send(o: { origin: string; path: string; method: string; headers: Record<string, string>; body?: string; signal?: AbortSignal }): Promise<Response> {
+  private async send(o: { origin: string; path: string; method: string; headers: Record<string, string>; body?: string | Buffer | Readable; signal?: AbortSignal }): Promise<Response> {
     if ((o.method === 'GET' || o.method === 'HEAD') && o.body === undefined) {
       return this.h1.request({ origin: o.origin, path: o.path, method: o.method, headers: o.headers, signal: o.signal });
     }
