@@ -1,29 +1,21 @@
-#!/usr/bin/env -S -u NODE_EXTRA_CA_CERTS DIST_NODE_EXTRA_CA_CERTS=${NODE_EXTRA_CA_CERTS} node
-// bin/dist. Loads the bundle (out/bundle/main.cjs, and undici.cjs when needed) with V8's code
-// cache for each, built by scripts/code-cache.mjs at build time, then runs the command.
+// The launcher: bin/dist requires this file and calls run(). It loads the bundle
+// (out/bundle/main.cjs, and undici.cjs when needed) with V8's code cache for each, built by
+// scripts/code-cache.mjs at build time, then runs the command.
 //
 // Start-up is most of what a short dist command costs, and the seed's pipelines run one or
 // two dist processes per layer under `xargs -P`. Compiling the bundle's functions again in
 // every process cost ~45 ms of a `dist fetch` (measured); with the cache V8 deserializes
 // them instead. A cache V8 rejects (another Node version, a rebuilt bundle) only costs that
 // time back: the code runs the same.
-//
-// The #! line moves NODE_EXTRA_CA_CERTS out of node's way (GNU env -S expands ${...}; an
-// unset variable becomes empty). With it set, node parses every certificate in the file
-// before running any code: ~75 ms of each start-up with Debian's 140-certificate bundle
-// (measured: `node -e 0` 115 ms -> 38 ms), though only a TLS connection uses them. The
-// registry client loads the same file at its first TLS connection instead (lib/remote/
-// trust.ts), and the variable is put back for child processes.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Script } from 'node:vm';
 
 /**
  * The bundle's parts, each a CommonJS script with its own code cache (`<part>.cjs.cache`):
- * `main` (everything of dist's own, with the GET/HEAD client lib/remote/h1.ts), and `undici`,
- * which main requires as `dist:bundle/undici` for a request with a body (lib/remote/undici.ts).
- * Pull, fetch and the store commands then neither read nor deserialize undici: over half the
- * code and ~45% of the cache.
+ * `main` (everything of dist's own), and `undici`, which main requires as `dist:bundle/undici`
+ * at the first registry request (lib/remote/transport.ts). The store commands (path, ingest,
+ * list, apply...) then neither read nor deserialize undici: over half the code and of the cache.
  */
 export const PARTS = ['main', 'undici'] as const;
 export type Part = (typeof PARTS)[number];
@@ -78,7 +70,7 @@ function readCache(part: Part): Buffer | undefined {
   }
 }
 
-/** NODE_EXTRA_CA_CERTS as the #! line saved it, restored in the environment. */
+/** NODE_EXTRA_CA_CERTS as bin/dist saved it, restored in the environment. */
 function takeExtraCaFile(): string | undefined {
   const saved = process.env.DIST_NODE_EXTRA_CA_CERTS;
   if (saved === undefined) return undefined;
@@ -88,6 +80,8 @@ function takeExtraCaFile(): string | undefined {
   return saved;
 }
 
-const extraCaFile = takeExtraCaFile();
-
-if (require.main === module) load().bundle.start(process.argv.slice(2), { extraCaFile });
+/** Runs dist with the process's arguments (bin/dist calls this). */
+export function run(): void {
+  const extraCaFile = takeExtraCaFile();
+  load().bundle.start(process.argv.slice(2), { extraCaFile });
+}

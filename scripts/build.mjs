@@ -18,13 +18,6 @@ function tsFiles(dir) {
   return out;
 }
 
-/** The undici modules dist imports, and their names in the undici part. */
-const UNDICI_EXPORTS = {
-  'undici/lib/dispatcher/agent.js': 'Agent',
-  'undici/lib/api/api-request.js': 'request',
-  'undici/lib/core/connect.js': 'buildConnector',
-};
-
 /** What the two bundle parts share: single CommonJS files for Node 20. */
 const PART = {
   bundle: true,
@@ -42,8 +35,8 @@ const PART = {
 rmSync('out', { recursive: true, force: true });
 
 // bin/dist is a small launcher (cmd/launcher.cts) that loads a CommonJS bundle in two parts,
-// each with V8's code cache for it: main.cjs (dist's own code) and undici.cjs (the HTTP client,
-// loaded at the first registry request). No ESM loader: Node's ESM loader and per-chunk
+// each with V8's code cache for it: main.cjs (dist's own code) and undici.cjs (undici's public
+// entry point, loaded at the first registry request). No ESM loader: Node's ESM loader and per-chunk
 // compiles cost start-up in every process, and each command still evaluates only its own
 // modules, since esbuild keeps dynamically imported modules lazy.
 await build({
@@ -60,15 +53,8 @@ await build({
 // cmd/launcher.cts), so commands that never connect do not load it.
 await build({
   ...PART,
-  stdin: {
-    contents: Object.entries(UNDICI_EXPORTS)
-      .map(([path, name]) => `exports.${name} = require(${JSON.stringify(path)});`)
-      .join('\n'),
-    resolveDir: here,
-    sourcefile: 'undici-part.js',
-  },
+  stdin: { contents: `module.exports = require('undici');`, resolveDir: here, sourcefile: 'undici-part.js' },
   outfile: 'out/bundle/undici.cjs',
-  plugins: [undiciWithoutHttp2()],
 });
 await build({
   entryPoints: ['cmd/launcher.cts'],
@@ -78,7 +64,6 @@ await build({
   target: 'node20',
   logLevel: 'warning',
 });
-chmodSync('out/bundle/dist.cjs', 0o755);
 
 // Per-file ESM for the tests (they import lib/ and cmd/ directly).
 await build({
@@ -95,30 +80,16 @@ await build({
 // Last, with the test helpers transpiled: it serves a test image to train the cache.
 execFileSync(process.execPath, ['scripts/code-cache.mjs'], { stdio: 'inherit' });
 
-/** In main, each undici import is a property of the undici part; any other one fails the build. */
+/** In main, `undici` is the undici part; only its public entry point may be imported. */
 function undiciAsPart() {
   return {
     name: 'undici-as-part',
     setup(b) {
-      b.onResolve({ filter: /^undici(\/|$)/ }, (args) => ({ path: args.path, namespace: 'undici-part' }));
-      b.onResolve({ filter: /^dist:bundle\// }, (args) => ({ path: args.path, external: true }));
-      b.onLoad({ filter: /.*/, namespace: 'undici-part' }, (args) => {
-        const name = UNDICI_EXPORTS[args.path];
-        if (!name) return { errors: [{ text: `${args.path}: not in the undici part (scripts/build.mjs UNDICI_EXPORTS)` }] };
-        return { contents: `module.exports = require('dist:bundle/undici').${name};`, loader: 'js' };
-      });
-    },
-  };
-}
-
-/** undici's node:http2 is replaced by lib/shims/undici-http2.ts (why: see there). */
-function undiciWithoutHttp2() {
-  return {
-    name: 'undici-without-http2',
-    setup(b) {
-      b.onResolve({ filter: /^node:http2$/ }, (args) =>
-        args.importer.includes('/node_modules/undici/') ? { path: join(here, 'lib', 'shims', 'undici-http2.ts') } : undefined,
+      b.onResolve({ filter: /^undici(\/|$)/ }, (args) =>
+        args.path === 'undici' ? { path: args.path, namespace: 'undici-part' } : { errors: [{ text: `${args.path}: import undici's public entry point, 'undici'` }] },
       );
+      b.onResolve({ filter: /^dist:bundle\// }, (args) => ({ path: args.path, external: true }));
+      b.onLoad({ filter: /.*/, namespace: 'undici-part' }, () => ({ contents: `module.exports = require('dist:bundle/undici');`, loader: 'js' }));
     },
   };
 }

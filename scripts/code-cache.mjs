@@ -30,7 +30,7 @@ try {
   const server = createServer((req, res) => {
     const url = new URL(req.url, 'http://x');
     // Repository `auth` takes a bearer token, got by POST with an identity token: the one
-    // request undici sends (lib/remote/undici.ts), so that its bundle part is trained too.
+    // request with a body, so that the token path is trained too.
     if (req.method === 'POST' && url.pathname === '/token') {
       res.writeHead(200, { 'content-type': 'application/json' }).end('{"access_token":"t"}');
       return;
@@ -118,7 +118,7 @@ try {
   server.closeAllConnections();
   server.close();
 
-  // The registry client set --liftoff-only at its first connection (lib/remote/undici.ts).
+  // The registry client set --liftoff-only at its first request (lib/remote/transport.ts).
   // V8 checks a cache against the flags it was made under, and bin/dist starts without it.
   // The flag also turned off the two it implies; --no-liftoff-only does not turn them back.
   setFlagsFromString('--no-liftoff-only --wasm-tier-up --wasm-dynamic-tiering');

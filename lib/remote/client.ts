@@ -1,18 +1,12 @@
 import type { Readable } from 'node:stream';
-import type { Dispatcher } from 'undici';
 import { DistError } from '../errors.js';
 import { sleep } from '../sleep.js';
-import { H1Agent } from './h1.js';
 import { readCaFile, trustStore } from './trust.js';
 import { basicHeader, parseChallenge, type Challenge, type CredentialSource, type Credentials } from './auth.js';
 import type { Locator } from './locator.js';
+import { Transport, type ProxySettings, type Response } from './transport.js';
 
-/** A response of either transport (lib/remote/h1.ts, or undici for requests with a body). */
-export interface Response {
-  statusCode: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: Readable & { dump(): Promise<void>; json(): Promise<unknown>; text(): Promise<string> };
-}
+export type { Response } from './transport.js';
 
 export interface RetryPolicy {
   /** Attempts per request, the first included. */
@@ -39,6 +33,8 @@ export interface ClientOptions {
   onWarning?: (message: string) => void;
   retry?: Partial<RetryPolicy>;
   userAgent?: string;
+  /** Proxies (HTTP_PROXY, HTTPS_PROXY, NO_PROXY as the caller read them). */
+  proxy?: ProxySettings;
   /** Called before each retry, with why (for --debug style diagnostics). */
   onRetry?: (info: { url: string; attempt: number; delayMs: number; reason: string }) => void;
 }
@@ -60,11 +56,15 @@ export interface RequestOptions {
   body?: string | Buffer | Readable;
 }
 
-const RETRY_STATUS = new Set([408, 429, 500, 502, 503, 504]);
+/**
+ * 408, 429 and every 5xx but 501 (Not Implemented) and 505 (HTTP Version Not Supported):
+ * those two say the server will never do what was asked, so a retry only delays the error.
+ */
+const retryable = (status: number) => status === 408 || status === 429 || (status >= 500 && status <= 599 && status !== 501 && status !== 505);
 const RETRY_ERRORS = new Set([
   // Not ECONNREFUSED: nothing listens, and retrying only delays a clear error.
   'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT',
-  'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CLOSED',
+  'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CLOSED', 'ECONNABORTED',
 ]);
 
 /**
@@ -77,9 +77,7 @@ const RETRY_ERRORS = new Set([
  * never contains credentials or tokens.
  */
 export class RegistryClient {
-  private readonly h1: H1Agent;
-  private undici: ReturnType<typeof import('./undici.js').undiciAgent> | undefined;
-  private readonly trust: ReturnType<typeof trustStore>;
+  private readonly transport: Transport;
   private readonly retry: RetryPolicy;
   private readonly tokens = new Map<string, Promise<string | undefined>>();
   private readonly challenges = new Map<string, Challenge>();
@@ -87,33 +85,14 @@ export class RegistryClient {
   private readonly userAgent: string;
 
   constructor(private readonly opts: ClientOptions = {}) {
-    this.trust = trustStore(readCaFile(opts.caFile), opts);
-    this.h1 = new H1Agent({
-      secureContext: this.trust.context,
-      rejectUnauthorized: !opts.insecure,
-      headersTimeoutMs: 60_000,
-      bodyTimeoutMs: 120_000,
-      keepAliveMs: 30_000,
-    });
+    const trust = trustStore(readCaFile(opts.caFile), opts);
+    this.transport = new Transport({ insecure: opts.insecure, trust: trust.options, proxy: opts.proxy });
     this.retry = { ...DEFAULT_RETRY, ...opts.retry };
     this.userAgent = opts.userAgent ?? 'dist/0.1';
   }
 
-  /** GET and HEAD through lib/remote/h1.ts; a request with a body through undici. */
-  private async send(o: { origin: string; path: string; method: string; headers: Record<string, string>; body?: string | Buffer | Readable; signal?: AbortSignal }): Promise<Response> {
-    if ((o.method === 'GET' || o.method === 'HEAD') && o.body === undefined) {
-      return this.h1.request({ origin: o.origin, path: o.path, method: o.method, headers: o.headers, signal: o.signal });
-    }
-    if (!this.undici) {
-      const { undiciAgent } = await import('./undici.js');
-      this.undici = undiciAgent({ insecure: this.opts.insecure, trust: this.trust.options });
-    }
-    return this.undici.send({ ...o, method: o.method as Dispatcher.HttpMethod });
-  }
-
   async close(): Promise<void> {
-    await this.h1.close();
-    await this.undici?.close();
+    await this.transport.close();
   }
 
   /**
@@ -123,51 +102,40 @@ export class RegistryClient {
    */
   async request(loc: Locator, req: RequestOptions): Promise<Response> {
     const scope = `repository:${loc.repository}:${req.access === 'push' ? 'pull,push' : 'pull'}`;
-    let url = `${loc.scheme}://${loc.endpoint}${req.path}`;
+    const url = new URL(`${loc.scheme}://${loc.endpoint}${req.path}`);
+    const method = req.method ?? 'GET';
     const started = Date.now();
     let attempt = 0;
     let authTried = false;
-    let redirects = 0;
-    let sameHost = true;
     for (;;) {
       attempt++;
       const headers: Record<string, string> = { 'user-agent': this.userAgent, ...req.headers };
-      if (sameHost) {
-        const auth = await this.authorization(loc, scope, req.signal);
-        if (auth) headers.authorization = auth;
-      }
+      const auth = await this.authorization(loc, scope, req.signal);
+      if (auth) headers.authorization = auth;
       let res: Response;
       try {
-        const u = new URL(url);
-        res = await this.send({
-          origin: u.origin,
-          path: `${u.pathname}${u.search}`,
-          method: req.method ?? 'GET',
+        res = await this.transport.send({
+          origin: url.origin,
+          path: `${url.pathname}${url.search}`,
+          method,
           headers,
           body: req.body,
           signal: req.signal,
+          // Blob GETs redirect to object storage; undici's redirect handler drops
+          // Authorization whenever the scheme, host or port changes.
+          followRedirects: method === 'GET' || method === 'HEAD',
         });
       } catch (err) {
         if (req.signal?.aborted) throw err;
         const code = networkCode(err);
         if (req.retry !== false && code && RETRY_ERRORS.has(code)) {
-          await this.backoff(url, attempt, started, undefined, `${code}`, req.signal);
+          await this.backoff(url, attempt, started, undefined, `${code}`, req.signal, loc);
           continue;
         }
-        throw networkError(err, loc, url);
+        throw networkError(err, loc, url, this.opts.proxy);
       }
       const status = res.statusCode;
-      if (status >= 300 && status < 400 && res.headers.location) {
-        await res.body.dump();
-        if (++redirects > 10) throw new DistError('EREMOTE', `${url}: too many redirects`);
-        const next = new URL(String(res.headers.location), url);
-        // Object storage URLs are pre-signed; our registry credentials must not follow them.
-        if (next.host !== new URL(url).host) sameHost = false;
-        url = next.toString();
-        attempt--;
-        continue;
-      }
-      if (status === 401 && sameHost && !authTried) {
+      if (status === 401 && !authTried) {
         const challenge = parseChallenge(res.headers['www-authenticate']);
         await res.body.dump();
         if (!challenge) throw new DistError('EREMOTE', `${loc.host}: unauthorized, and the registry sent no usable challenge`);
@@ -186,7 +154,7 @@ export class RegistryClient {
           { status },
         );
       }
-      if (RETRY_STATUS.has(status) && req.retry !== false) {
+      if (retryable(status) && req.retry !== false) {
         const retryAfter = parseRetryAfter(res.headers['retry-after']);
         const detail = await errorText(res);
         await this.backoff(url, attempt, started, retryAfter, `${status}${detail ? ` ${detail}` : ''}`, req.signal, loc);
@@ -197,7 +165,7 @@ export class RegistryClient {
   }
 
   private async backoff(
-    url: string,
+    url: URL,
     attempt: number,
     started: number,
     retryAfterMs: number | undefined,
@@ -206,14 +174,14 @@ export class RegistryClient {
     loc?: Locator,
   ): Promise<void> {
     const { attempts, baseMs, maxDelayMs, maxTotalMs } = this.retry;
-    const where = loc ? `${loc.host}/${loc.repository}` : new URL(url).host;
+    const where = loc ? `${loc.host}/${loc.repository}` : url.host;
     if (attempt >= attempts) throw new DistError('EREMOTE', `${where}: ${reason} (gave up after ${attempt} attempts)`);
     const jittered = Math.random() * Math.min(maxDelayMs, baseMs * 2 ** (attempt - 1));
     const delay = retryAfterMs !== undefined ? Math.max(retryAfterMs, jittered) : jittered;
     if (Date.now() - started + delay > maxTotalMs) {
       throw new DistError('EREMOTE', `${where}: ${reason} (retry would exceed ${Math.round(maxTotalMs / 1000)}s)`);
     }
-    this.opts.onRetry?.({ url, attempt, delayMs: Math.round(delay), reason });
+    this.opts.onRetry?.({ url: redact(url), attempt, delayMs: Math.round(delay), reason });
     await sleep(delay, signal);
   }
 
@@ -243,7 +211,16 @@ export class RegistryClient {
   private async fetchToken(loc: Locator, challenge: Challenge, scope: string, creds: Credentials | undefined, signal?: AbortSignal): Promise<string | undefined> {
     const realm = challenge.params.realm;
     if (!realm) throw new DistError('EREMOTE', `${loc.host}: bearer challenge without a realm`);
-    const u = new URL(realm);
+    let u: URL;
+    try {
+      u = new URL(realm);
+    } catch {
+      throw new DistError('EREMOTE', `${loc.host}: bearer challenge with an invalid realm`);
+    }
+    // Credentials meant for a TLS registry never travel in clear text to its token server.
+    if (creds && loc.scheme === 'https' && u.protocol !== 'https:') {
+      throw new DistError('EREMOTE', `${loc.host}: the token realm ${redact(u)} is not https; refusing to send credentials to it`);
+    }
     const service = challenge.params.service;
     const headers: Record<string, string> = { 'user-agent': this.userAgent };
     let res: Response;
@@ -251,7 +228,7 @@ export class RegistryClient {
       if (creds?.identityToken) {
         const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: creds.identityToken, client_id: 'dist', scope });
         if (service) form.set('service', service);
-        res = await this.send({
+        res = await this.transport.send({
           origin: u.origin, path: `${u.pathname}${u.search}`, method: 'POST', signal,
           headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString(),
         });
@@ -259,10 +236,10 @@ export class RegistryClient {
         if (service) u.searchParams.set('service', service);
         u.searchParams.append('scope', scope);
         if (creds) headers.authorization = basicHeader(creds);
-        res = await this.send({ origin: u.origin, path: `${u.pathname}${u.search}`, method: 'GET', headers, signal });
+        res = await this.transport.send({ origin: u.origin, path: `${u.pathname}${u.search}`, method: 'GET', headers, signal });
       }
     } catch (err) {
-      throw networkError(err, loc, `${u.origin}${u.pathname}`);
+      throw networkError(err, loc, u, this.opts.proxy);
     }
     if (res.statusCode !== 200) {
       const detail = await errorText(res);
@@ -272,8 +249,29 @@ export class RegistryClient {
         { status: res.statusCode },
       );
     }
-    const body = (await res.body.json()) as { token?: string; access_token?: string };
+    const body = (await res.body.json(TOKEN_LIMIT, BODY_DEADLINE_MS, `${loc.host}: token response`)) as { token?: string; access_token?: string };
     return body.token ?? body.access_token;
+  }
+}
+
+/** Token responses are a few KiB; a server that sends more is not a token server. */
+const TOKEN_LIMIT = 1 << 20;
+/** Small bodies (tokens, error texts, tag pages) arrive within this, or the request fails. */
+export const BODY_DEADLINE_MS = 60_000;
+
+/** A URL fit for messages: no credentials, and no query string (pre-signed URLs carry signatures). */
+export function redact(url: URL | string): string {
+  const u = typeof url === 'string' ? new URL(url) : url;
+  return `${u.protocol}//${u.host}${u.pathname}`;
+}
+
+/** A proxy URL fit for messages: scheme, host and port only. */
+function proxyName(proxy: string): string {
+  try {
+    const u = new URL(proxy);
+    return `${u.protocol}//${u.host}`;
+  } catch {
+    return 'the configured proxy';
   }
 }
 
@@ -282,16 +280,38 @@ function networkCode(err: unknown): string | undefined {
   return e?.code === 'UND_ERR_SOCKET' && e.cause?.code ? e.cause.code : e?.code ?? e?.cause?.code;
 }
 
-function networkError(err: unknown, loc: Locator, url: string): DistError {
+function networkError(err: unknown, loc: Locator, url: URL, proxy?: ProxySettings): DistError {
   const code = networkCode(err);
-  const host = new URL(url).host;
+  const host = url.host;
+  const message = err instanceof Error ? err.message : String(err);
+  const via = url.protocol === 'https:' ? proxy?.https || proxy?.http : proxy?.http;
+  // undici reports a refused CONNECT as "Proxy response (502) !== 200 when HTTP Tunneling",
+  // and a proxy it cannot reach as the connect error of the proxy's own address.
+  if (via && !bypassed(host, proxy?.noProxy)) {
+    const m = /Proxy response \((\d+)\)/.exec(message);
+    if (m) return new DistError('EREMOTE', `proxy ${proxyName(via)} refused to connect to ${host} (${m[1]})`, { cause: err });
+    if (/Proxy Authentication Required/.test(message)) return new DistError('EREMOTE', `proxy ${proxyName(via)} requires authentication (407)`, { cause: err });
+    if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'UND_ERR_CONNECT_TIMEOUT') {
+      return new DistError('EREMOTE', `cannot reach proxy ${proxyName(via)}: ${code}`, { cause: err });
+    }
+  }
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return new DistError('EREMOTE', `cannot resolve host ${host}`, { cause: err });
   if (code === 'ECONNREFUSED') return new DistError('EREMOTE', `cannot connect to ${host}: connection refused`, { cause: err });
   if (code && /CERT|SSL|TLS|SELF_SIGNED/.test(code)) {
     return new DistError('EREMOTE', `TLS verification failed for ${host}: ${code}`, { cause: err, hint: 'use --ca-file, or --insecure to skip verification' });
   }
-  const msg = err instanceof Error ? err.message : String(err);
-  return new DistError('EREMOTE', `${loc.host}/${loc.repository}: ${code ?? 'network error'}: ${msg}`, { cause: err });
+  return new DistError('EREMOTE', `${loc.host}/${loc.repository}: ${code ?? 'network error'}: ${message.replaceAll(url.search, '')}`, { cause: err });
+}
+
+/** Whether NO_PROXY names the host (exact, `.suffix` or `suffix`, with or without port, or `*`). */
+function bypassed(host: string, noProxy: string | undefined): boolean {
+  if (!noProxy) return false;
+  const name = host.replace(/:\d+$/, '');
+  return noProxy.split(/[,\s]+/).filter(Boolean).some((entry) => {
+    if (entry === '*') return true;
+    const e = entry.replace(/^\*?\./, '').replace(/:\d+$/, '');
+    return name === e || name.endsWith(`.${e}`) || entry === host;
+  });
 }
 
 /** Retry-After as milliseconds: delta-seconds or an HTTP date. */
@@ -308,27 +328,26 @@ export function parseRetryAfter(value: string | string[] | undefined): number | 
  * `{"errors":[{code,message}]}`, else the first line of text.
  */
 export async function errorText(res: Response): Promise<string> {
-  const chunks: Buffer[] = [];
-  let n = 0;
+  let text: string;
   try {
-    for await (const c of res.body) {
-      if (n < 65536) chunks.push(c as Buffer);
-      n += (c as Buffer).length;
-    }
+    text = await res.body.text(ERROR_LIMIT, BODY_DEADLINE_MS, 'error body');
   } catch {
-    /* a broken error body still yields the status */
+    // A broken, huge or endless error body still yields the status.
+    return '';
   }
-  const text = Buffer.concat(chunks).toString('utf8').slice(0, 65536);
   try {
     const j = JSON.parse(text);
     if (Array.isArray(j.errors) && j.errors.length) {
-      return j.errors.map((e: { code?: string; message?: string }) => [e.code, e.message].filter(Boolean).join(': ')).join('; ');
+      return j.errors.map((e: { code?: string; message?: string }) => [e.code, e.message].filter(Boolean).join(': ')).join('; ').slice(0, 500);
     }
   } catch {
     /* not JSON */
   }
   return text.split('\n')[0]!.trim().slice(0, 200);
 }
+
+/** Registry error bodies are small JSON documents; past this one is cut off unread. */
+const ERROR_LIMIT = 64 << 10;
 
 /** One line for an unexpected status, with the registry's error text. */
 export async function statusError(res: Response, what: string): Promise<DistError> {

@@ -1,16 +1,13 @@
-// bin/dist's start-up machinery: the code cache is used, and the bundle leaves node:http2
+// bin/dist's start-up machinery: the code cache is used, and the store commands leave undici
 // unloaded. Both are silent when they break (dist only gets slower), so they are tested here.
+// So is the launcher itself: POSIX sh and `env -u`, BusyBox's included.
 import assert from 'node:assert/strict';
-import { constants as realConstants } from 'node:http2';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { constants } from '../../lib/shims/undici-http2.js';
-import { DIST_BIN, REPO, spawnCapture } from '../helpers/cli.js';
+import { DIST_BIN, REPO, requireTool, spawnCapture } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 
 test('bin/dist loads each bundle part with a code cache V8 accepts', async () => {
@@ -24,7 +21,7 @@ test('bin/dist loads each bundle part with a code cache V8 accepts', async () =>
   assert.deepEqual(JSON.parse(r.stdout), [['main', false], ['undici', false]]);
 });
 
-test('dist path and dist fetch do not load the undici part; a request with a body does', async (t) => {
+test('dist path does not load the undici part; a registry request does', async (t) => {
   const dir = await tempDir(t);
   const hook = join(dir, 'files.cjs');
   const report = join(dir, 'files.txt');
@@ -39,19 +36,6 @@ test('dist path and dist fetch do not load the undici part; a request with a bod
   const fetch = await spawnCapture(process.execPath, ['-r', hook, DIST_BIN, 'fetch', '127.0.0.1:1/none', 'sha256:' + 'a'.repeat(64)]);
   assert.equal(fetch.status, 1);
   assert.match(fetch.stderr, /connection refused/);
-  assert.deepEqual(parts(), ['main.cjs', 'main.cjs.cache']);
-  // An identity token is exchanged by POST, which goes through undici (lib/remote/undici.ts).
-  const server = createServer((req, res) => {
-    if (req.method === 'POST') res.writeHead(503).end();
-    else res.writeHead(401, { 'www-authenticate': `Bearer realm="http://${req.headers.host}/token"` }).end();
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  t.after(() => server.close());
-  const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
-  writeFileSync(join(dir, 'config.json'), JSON.stringify({ auths: { [host]: { identitytoken: 'x' } } }));
-  const post = await spawnCapture(process.execPath, ['-r', hook, DIST_BIN, 'fetch', `${host}/none`, 'latest'], { env: { ...process.env, DOCKER_CONFIG: dir } });
-  assert.equal(post.status, 1);
-  assert.match(post.stderr, /token server answered 503/);
   assert.deepEqual(parts(), ['main.cjs', 'main.cjs.cache', 'undici.cjs', 'undici.cjs.cache']);
 });
 
@@ -109,47 +93,34 @@ test('bin/dist starts without node loading NODE_EXTRA_CA_CERTS, and gives it bac
   assert.equal(f.status, 1);
   assert.match(f.stderr, /^dist fetch: cannot connect to 127\.0\.0\.1:1: connection refused\n$/);
 
-  // Run through the #! line (as a shell would), the bundle sees the user's environment unchanged.
-  const probe = `process.stdout.write(JSON.stringify([process.env.NODE_EXTRA_CA_CERTS, process.env.DIST_NODE_EXTRA_CA_CERTS]))`;
-  const shebang = readFileSync(join(REPO, 'out', 'bundle', 'dist.cjs'), 'utf8').split('\n')[0]!;
-  const script = join(REPO, 'out', 'bundle', 'env-probe.cjs');
-  writeFileSync(script, `${shebang}\nrequire(${JSON.stringify(join(REPO, 'out', 'bundle', 'dist.cjs'))});\n${probe}\n`, { mode: 0o755 });
+  // Through bin/dist, the bundle sees the user's environment unchanged.
+  const probe = join(REPO, 'out', 'bundle', 'env-probe.cjs');
+  const launcher = readFileSync(DIST_BIN, 'utf8').replace("require('../out/bundle/dist.cjs').run();", `process.stdout.write(JSON.stringify([process.env.NODE_EXTRA_CA_CERTS, process.env.DIST_NODE_EXTRA_CA_CERTS]))`);
+  writeFileSync(probe, launcher, { mode: 0o755 });
   try {
     for (const value of ['/etc/ssl/some file.pem', undefined]) {
-      const seen = await spawnCapture(script, [], { env: { PATH: process.env.PATH, ...(value && { NODE_EXTRA_CA_CERTS: value }) } });
+      const seen = await spawnCapture(probe, [], { env: { PATH: process.env.PATH, ...(value && { NODE_EXTRA_CA_CERTS: value }) } });
       assert.equal(seen.status, 0, seen.stderr);
-      assert.deepEqual(JSON.parse(seen.stdout), [value ?? null, null]);
+      // The probe runs before the launcher restores the variable: node itself never saw it.
+      assert.deepEqual(JSON.parse(seen.stdout), [null, value ?? '']);
     }
   } finally {
-    rmSync(script, { force: true });
+    rmSync(probe, { force: true });
   }
 });
 
-test('dist fetch, ingest and pull never load node:http2', async (t) => {
+test('bin/dist runs where /usr/bin/env is BusyBox (no env -S) and through a symlink', async (t) => {
+  const busybox = requireTool('busybox');
+  requireTool('unshare');
   const dir = await tempDir(t);
-  // -r runs before bin/dist and reports, at exit, which built-in modules were loaded.
-  const hook = join(dir, 'modules.cjs');
-  const report = join(dir, 'modules.txt');
-  writeFileSync(hook, `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(report)}, process.moduleLoadList.join('\\n')));`);
-  // A fetch that fails at connect still loads the whole HTTP client.
-  const r = await spawnCapture(process.execPath, ['-r', hook, DIST_BIN, 'fetch', '127.0.0.1:1/none', 'sha256:' + 'a'.repeat(64)]);
-  assert.equal(r.status, 1);
-  assert.match(r.stderr, /^dist fetch: .*127\.0\.0\.1:1.*\n$/);
-  const loaded = readFileSync(report, 'utf8').split('\n');
-  assert.ok(loaded.includes('NativeModule net'), 'the HTTP client was loaded');
-  assert.ok(!loaded.includes('NativeModule http2'), 'node:http2 was loaded');
-});
-
-test('the node:http2 stand-in has every constant undici reads, with the real values', () => {
-  const source = readFileSync(join(REPO, 'node_modules', 'undici', 'lib', 'dispatcher', 'client-h2.js'), 'utf8');
-  const block = /const \{\s*constants: \{([^}]*)\}\s*\} = http2/.exec(source);
-  assert.ok(block, "undici's client-h2.js no longer reads http2.constants the way the stand-in expects");
-  const names = block[1]!.split(',').map((s) => s.trim()).filter(Boolean);
-  assert.ok(names.length >= 5);
-  for (const name of names) {
-    assert.equal((constants as Record<string, unknown>)[name], (realConstants as Record<string, unknown>)[name], name);
-  }
-  // The only other use of the module: http2.connect, which the stand-in forwards.
-  const uses = [...source.matchAll(/\bhttp2\.(\w+)/g)].map((m) => m[1]);
-  assert.deepEqual([...new Set(uses)].sort(), ['connect']);
+  // A symlink elsewhere, as `npm install -g` makes one in <prefix>/bin.
+  const link = join(dir, 'dist');
+  spawnSync('ln', ['-s', DIST_BIN, link]);
+  const script = `mount --bind ${busybox} /usr/bin/env && /usr/bin/env --help 2>&1 | head -n 1 && ${link} --version && NODE_EXTRA_CA_CERTS=/nonexistent.pem ${link} --root ${dir}/store path sha256:${'a'.repeat(64)}; echo "status $?"`;
+  const r = await spawnCapture('unshare', ['-m', 'sh', '-c', script]);
+  const lines = r.stdout.trim().split('\n');
+  assert.match(lines[0]!, /^BusyBox v/, 'env is BusyBox in the namespace');
+  assert.equal(lines[1], JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')).version);
+  assert.equal(lines[2], 'status 1');
+  assert.equal(r.stderr, `dist path: sha256:${'a'.repeat(64)}: not found in the store\n`);
 });
