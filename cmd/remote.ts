@@ -20,6 +20,7 @@ export async function clientFor(args: Args, io: IO, command: string): Promise<Re
     insecure: Boolean(args.insecure),
     caFile: args.caFile,
     extraCaFile: io.extraCaFile,
+    proxy: proxyFromEnv(io.env),
     onWarning: (message) => void write(io.stderr, `dist ${command}: warning: ${message}\n`),
     onRetry: (r) => {
       if (io.env.DIST_DEBUG === '1') void write(io.stderr, `dist ${command}: ${r.reason}; retry ${r.attempt} in ${r.delayMs}ms\n`);
@@ -30,4 +31,14 @@ export async function clientFor(args: Args, io: IO, command: string): Promise<Re
 export async function locatorFor(text: string, args: Args): Promise<Locator> {
   const { parseLocator } = await import('../lib/remote/locator.js');
   return parseLocator(text, { plainHttp: Boolean(args.plainHttp) });
+}
+
+/**
+ * HTTPS_PROXY, HTTP_PROXY and NO_PROXY, the lower-case names first as curl and Go read them.
+ * An https registry goes through HTTPS_PROXY, else HTTP_PROXY, as skopeo and crane do.
+ */
+export function proxyFromEnv(env: NodeJS.ProcessEnv): { http?: string; https?: string; noProxy?: string } {
+  const get = (name: string) => env[name.toLowerCase()] || env[name] || undefined;
+  const http = get('HTTP_PROXY');
+  return { http, https: get('HTTPS_PROXY') ?? http, noProxy: get('NO_PROXY') };
 }

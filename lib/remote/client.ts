@@ -289,8 +289,8 @@ function networkError(err: unknown, loc: Locator, url: URL, proxy?: ProxySetting
   // and a proxy it cannot reach as the connect error of the proxy's own address.
   if (via && !bypassed(host, proxy?.noProxy)) {
     const m = /Proxy response \((\d+)\)/.exec(message);
+    if (m?.[1] === '407' || /Proxy Authentication Required/.test(message)) return new DistError('EREMOTE', `proxy ${proxyName(via)} requires authentication (407)`, { cause: err });
     if (m) return new DistError('EREMOTE', `proxy ${proxyName(via)} refused to connect to ${host} (${m[1]})`, { cause: err });
-    if (/Proxy Authentication Required/.test(message)) return new DistError('EREMOTE', `proxy ${proxyName(via)} requires authentication (407)`, { cause: err });
     if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'UND_ERR_CONNECT_TIMEOUT') {
       return new DistError('EREMOTE', `cannot reach proxy ${proxyName(via)}: ${code}`, { cause: err });
     }

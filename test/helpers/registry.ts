@@ -42,6 +42,8 @@ export interface RegistryOptions {
   auth?: 'htpasswd' | 'token';
   /** Serve HTTPS with a fresh self-signed certificate for 127.0.0.1 (its PEM path is `caFile`). */
   tls?: boolean;
+  /** More names the TLS certificate is valid for (a name only a proxy resolves, say). */
+  tlsNames?: string[];
 }
 
 /**
@@ -73,7 +75,7 @@ export async function startRegistry(t: Hook, opts: RegistryOptions = {}): Promis
   if (opts.tls) {
     requireTool('openssl');
     caFile = join(dir, 'tls.crt');
-    const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', join(dir, 'tls.key'), '-out', caFile, '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { encoding: 'utf8' });
+    const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', join(dir, 'tls.key'), '-out', caFile, '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', `subjectAltName=IP:127.0.0.1${(opts.tlsNames ?? []).map((n) => `,DNS:${n}`).join('')}`], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`openssl failed: ${r.stderr}`);
     tls = `  tls:\n    certificate: ${caFile}\n    key: ${join(dir, 'tls.key')}\n`;
   }
