@@ -1,29 +1,49 @@
-import { mkdirSync, rmdirSync, statSync, utimesSync } from 'node:fs';
+import { statSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { mkdirp, stat } from '../fsp.js';
 import { join } from 'node:path';
 import { DistError, sysCode } from '../errors.js';
 import { sleep } from '../sleep.js';
 
 /**
- * A lock is a directory made with mkdir(2): atomic, and it works on any local file system.
- * The holder touches its mtime every UPDATE_MS; a lock whose mtime is older than STALE_MS
- * belongs to a crashed holder and is removed and taken over. This is proper-lockfile's
- * protocol, which dist used until it measured that library's load (with graceful-fs, which
- * also loads node:fs/promises, and signal-exit) at ~4.5 ms of every ingest and pull; the
- * protocol is unchanged, so older dist processes and this one still exclude each other.
- * 5 s / 1 s: under 16 concurrent 64 MiB ingests on 2 cores the holder's timer never slipped
- * past 300 ms, and a kill -9'd ingest blocks its ref for at most 5 s.
+ * Locks are proper-lockfile's: a directory made with mkdir(2) (atomic on any local file
+ * system) whose mtime the holder refreshes every UPDATE_MS; one older than STALE_MS belongs to
+ * a crashed holder and is taken over. 5 s / 1 s: under 16 concurrent 64 MiB ingests on 2
+ * cores the holder's timer never slipped past 300 ms, and a kill -9'd ingest blocks its ref
+ * for at most 5 s.
  */
 const STALE_MS = 5000;
 const UPDATE_MS = 1000;
+
+type Lockfile = typeof import('proper-lockfile');
+let lockfile: Lockfile | undefined;
+/**
+ * proper-lockfile, loaded at the first lock: with graceful-fs and signal-exit it costs a few
+ * ms, which `dist path` and the listing commands never need.
+ */
+function lib(): Lockfile {
+  return (lockfile ??= createRequire(import.meta.url)('proper-lockfile') as Lockfile);
+}
 
 /** A lock this process holds on `path` (a directory). */
 export interface Lock {
   /** Stops refreshing and removes the lock (unless it was lost). Idempotent. */
   release(): void;
-  /** Set once the lock was found taken over, removed or unrefreshed past STALE_MS. */
+  /**
+   * Set once the lock is known lost: taken over, removed, or not refreshed within STALE_MS
+   * (proper-lockfile's compromised check), or found so by `check()`.
+   */
   readonly compromised: Error | undefined;
+  /**
+   * Checks on disk, now, that the lock is still this holder's: the same directory (another
+   * process taking over makes a new one) refreshed within STALE_MS. A long synchronous stretch
+   * can delay proper-lockfile's timer past the stale limit before it notices; a writer calls
+   * this right before publishing, after its fsync. Sets `compromised` when lost.
+   */
+  check(): Error | undefined;
 }
+
+const options = (path: string) => ({ lockfilePath: path, realpath: false, stale: STALE_MS, update: UPDATE_MS });
 
 /** True when `path` is a lock whose holder is alive (refreshed within STALE_MS). */
 export function isLockLive(path: string): boolean {
@@ -37,76 +57,58 @@ export function isLockLive(path: string): boolean {
 
 /**
  * Takes the lock `path`, or returns undefined when a live holder has it. A stale lock is
- * removed and taken. Synchronous: a few metadata calls, cheaper than thread-pool round trips
- * (profiled: ~0.5 ms per blob of a 40-layer pull). The refresh timer does not hold the
- * process open. Errors: those of mkdir(2) other than EEXIST (EACCES, ENOENT for a missing
- * parent, ...).
+ * removed and taken. Synchronous (proper-lockfile's lockSync): a few metadata calls, cheaper
+ * than thread-pool round trips (profiled: ~0.5 ms per blob of a 40-layer pull). The refresh
+ * timer does not hold the process open. Errors: those of mkdir(2) other than EEXIST (EACCES,
+ * ENOENT for a missing parent, ...).
  */
 export function takeLock(path: string): Lock | undefined {
-  if (!mkdirOrExists(path)) {
-    let since: number;
-    try {
-      since = statSync(path).mtimeMs;
-    } catch (err) {
-      if (sysCode(err) !== 'ENOENT') throw err;
-      since = -Infinity; // released meanwhile
-    }
-    if (Date.now() - since <= STALE_MS) return undefined;
-    try {
-      rmdirSync(path);
-    } catch (err) {
-      if (sysCode(err) !== 'ENOENT') throw err;
-    }
-    // Another process may take it first: then it is live, and ours to wait for.
-    if (!mkdirOrExists(path)) return undefined;
-  }
-  let mtime = statSync(path).mtimeMs;
-  let touched = Date.now();
   let compromised: Error | undefined;
+  let unlock: () => void;
+  try {
+    unlock = lib().lockSync(path, {
+      ...options(path),
+      onCompromised: (err: Error) => {
+        compromised ??= new DistError('ELOCKED', `lock ${path} lost: ${err.message}`);
+      },
+    });
+  } catch (err) {
+    if (sysCode(err) === 'ELOCKED') return undefined;
+    throw err;
+  }
+  // The directory's identity: a process that takes the lock over makes a new one (inode
+  // numbers are reused at once on ext4 and tmpfs; birth times are not).
+  const { ino, birthtimeMs } = statSync(path);
   let released = false;
-  const lose = (why: string) => {
-    compromised = new DistError('ELOCKED', `lock ${path} lost: ${why}`);
-    clearInterval(timer);
-  };
-  const timer = setInterval(() => {
-    try {
-      if (Date.now() - touched > STALE_MS) return lose(`not refreshed for ${Date.now() - touched} ms`);
-      if (statSync(path).mtimeMs !== mtime) return lose('another process took it over');
-      const now = new Date();
-      utimesSync(path, now, now);
-      mtime = statSync(path).mtimeMs;
-      touched = now.getTime();
-    } catch (err) {
-      lose(sysCode(err) === 'ENOENT' ? 'it was removed' : (err as Error).message);
-    }
-  }, UPDATE_MS);
-  timer.unref();
   return {
     release() {
       if (released) return;
       released = true;
-      clearInterval(timer);
-      if (compromised) return; // not ours any more
+      // Lost: the directory on disk is another holder's now, and unlocking would remove it.
+      // proper-lockfile's own timer sees the foreign mtime at its next refresh and stops.
+      if (compromised) return;
       try {
-        rmdirSync(path);
+        unlock();
       } catch (err) {
-        if (sysCode(err) !== 'ENOENT') throw err;
+        // Released by proper-lockfile already (compromised) or removed: not ours any more.
+        if (!compromised && sysCode(err) !== 'ENOENT' && sysCode(err) !== 'ERELEASED') throw err;
       }
     },
     get compromised() {
       return compromised;
     },
+    check() {
+      if (compromised) return compromised;
+      try {
+        const st = statSync(path);
+        if (st.ino !== ino || st.birthtimeMs !== birthtimeMs) compromised = new DistError('ELOCKED', `lock ${path} lost: another process took it over`);
+        else if (Date.now() - st.mtimeMs > STALE_MS) compromised = new DistError('ELOCKED', `lock ${path} lost: not refreshed for ${Math.round(Date.now() - st.mtimeMs)} ms`);
+      } catch (err) {
+        compromised = new DistError('ELOCKED', `lock ${path} lost: ${sysCode(err) === 'ENOENT' ? 'it was removed' : (err as Error).message}`);
+      }
+      return compromised;
+    },
   };
-}
-
-function mkdirOrExists(path: string): boolean {
-  try {
-    mkdirSync(path);
-    return true;
-  } catch (err) {
-    if (sysCode(err) === 'EEXIST') return false;
-    throw err;
-  }
 }
 
 export interface AcquireOptions {

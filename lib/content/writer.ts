@@ -191,6 +191,11 @@ export class Writer {
       // the metadata steps after it are small, and synchronous calls here cost microseconds
       // where each fs/promises round trip cost a 40-layer pull ~1 ms per blob (profiled).
       await fsyncOffLoop(this.fd);
+      // Again after the fsync, on disk: a slow disk or a long synchronous stretch may have held
+      // the refresh back past the stale limit, and another process may then have taken the
+      // ingest over and appended to this very file.
+      const lost = this.lock.check();
+      if (lost) throw new DistError('ELOCKED', `${this.label()}: ${lost.message}; the ingest is kept for resume`);
       const size = fstatSync(this.fd).size;
       closeSync(this.fd);
       if (size !== this._offset) {
