@@ -6,7 +6,7 @@ export const apply: Command = {
   describe: "apply one layer (tar, gzip or zstd) from stdin to a directory; prints the layer's DiffID",
   positionals: { dir: { describe: 'the root filesystem directory (created if missing)' } },
   options: {
-    'no-same-owner': { type: 'boolean', describe: 'do not chown entries (the default when not root)' },
+    'same-owner': { type: 'boolean', describe: "give entries the layer's owners (the default as root); --no-same-owner skips it, as with GNU tar" },
   },
   examples: [
     ['dist apply ./rootfs < layer.tar.gz', 'apply one layer'],
@@ -20,7 +20,7 @@ export const apply: Command = {
     const { applyLayer } = await import('../lib/archive/apply.js');
     const result = await applyLayer(args.dir, io.stdin(), {
       signal: io.signal,
-      sameOwner: args.noSameOwner ? false : undefined,
+      sameOwner: args.sameOwner,
       onWarning: (msg) => void write(io.stderr, `dist apply: warning: ${msg}\n`),
     });
     await print(io, `${result.diffId}\n`);

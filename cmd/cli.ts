@@ -45,8 +45,9 @@ export function buildCli(argv: string[], _io: IO, onRun: (command: Command, args
     ])
     .epilog(EPILOG)
     .fail((msg, err) => {
-      if (err) throw err;
-      throw new UsageError(msg);
+      // yargs reports its own usage problems as YError ("Not enough arguments following").
+      if (err && err.name !== 'YError') throw err;
+      throw new UsageError(msg ?? err?.message);
     });
   for (const c of COMMANDS) {
     y.command({

@@ -224,11 +224,11 @@ test('not root: no chown, device nodes skipped with a warning, fifos still made'
   // The checkout may sit below a directory `nobody` cannot enter (CI clones into mktemp -d):
   // run a world-readable copy of the built tool, as an installed dist would be.
   const app = join(dir, 'app');
-  for (const part of ['out/bundle', 'node_modules', 'package.json']) {
+  for (const part of ['bin', 'out/bundle', 'node_modules', 'package.json']) {
     cpSync(join(REPO, part), join(app, part), { recursive: true, filter: (src) => !/node_modules\/(typescript|esbuild|@esbuild|@types)(\/|$)/.test(src) });
   }
   const tar = makeTar([{ ...F('owned', 'x'), uid: 1234, gid: 1234 }, { name: 'null', type: 'char', devmajor: 1, devminor: 3, mode: 0o666 }, { name: 'pipe', type: 'fifo', mode: 0o600 }]);
-  const r = await spawnCapture('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, join(app, 'out', 'bundle', 'dist.cjs'), 'apply', join(dir, 'rootfs')], { input: tar });
+  const r = await spawnCapture('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', join(app, 'bin', 'dist'), 'apply', join(dir, 'rootfs')], { input: tar });
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stderr, 'dist apply: warning: null: skipped character-device 1:3 (device nodes need root)\n');
   assert.equal(statSync(join(dir, 'rootfs', 'owned')).uid, 65534);
