@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import yargs, { type Argv } from 'yargs';
 import { COMMANDS } from './commands.js';
 import type { IO } from './io.js';
@@ -34,7 +35,7 @@ export function buildCli(argv: string[], _io: IO, onRun: (command: Command, args
     .recommendCommands()
     .help()
     .alias('help', 'h')
-    .version()
+    .version(packageVersion())
     .wrap(null)
     .env(false)
     .exitProcess(false)
@@ -69,6 +70,15 @@ export function buildCli(argv: string[], _io: IO, onRun: (command: Command, args
     });
   }
   return y;
+}
+
+/**
+ * The version in dist's package.json, two levels up from this file in the bundle
+ * (out/bundle/main.cjs) and in the transpiled tree (out/cmd/cli.js) alike. yargs would look
+ * for it from the entry point, and find bin/package.json first.
+ */
+function packageVersion(): string {
+  return JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
 }
 
 function toYargs(specs: Record<string, OptSpec>): Record<string, object> {
