@@ -2,7 +2,7 @@ import { write, type IO } from './io.js';
 
 /**
  * Runs `fn` for each digest, carrying on past failures: each failure is one line on stderr,
- * and the exit status is 1 if any failed (as `ctr content rm` and the seed's `path` do).
+ * and the exit status is 1 if any failed (as `ctr content rm` and containerd's original `dist path` do).
  */
 export async function eachDigest(name: string, digests: string[], io: IO, fn: (digest: string) => Promise<void>): Promise<number> {
   let status = 0;

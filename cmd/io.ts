@@ -151,7 +151,7 @@ export function ndjson(objects: unknown[]): string {
   return objects.map((o) => `${JSON.stringify(o)}\n`).join('');
 }
 
-/** Decimal human size as go-units HumanSize prints it (the seed's format): 33.4MB, 1.2kB. */
+/** Decimal human size as go-units HumanSize prints it (the format of containerd's original dist): 33.4MB, 1.2kB. */
 export function humanSize(bytes: number): string {
   const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
   let i = 0;

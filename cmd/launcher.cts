@@ -2,7 +2,7 @@
 // (out/bundle/main.cjs, and undici.cjs when needed) with V8's code cache for each, built by
 // scripts/code-cache.mjs at build time, then runs the command.
 //
-// Start-up is most of what a short dist command costs, and the seed's pipelines run one or
+// Start-up is most of what a short dist command costs, and the xargs pipelines of containerd's original dist run one or
 // two dist processes per layer under `xargs -P`. Compiling the bundle's functions again in
 // every process cost ~45 ms of a `dist fetch` (measured); with the cache V8 deserializes
 // them instead. A cache V8 rejects (another Node version, a rebuilt bundle) only costs that

@@ -94,7 +94,7 @@ try {
     });
     if (status !== 0) throw new Error(`code cache: dist ${argv.join(' ')} exited ${status}: ${err.trim()}`);
   };
-  // The seed's pipeline, its apply pipeline, then the higher-level commands.
+  // The parallel-download pipeline, its apply pipeline, then the higher-level commands.
   await run(['fetch', `${host}/train`, '1', `mediatype:${image.mediaType}`]);
   await run(['fetch', `${host}/train`, layer]);
   await run(['ingest', '--expected-digest', layer, '--expected-size', String(image.layerSizes[0]), `${host}/train@${layer}`], blob(layer), { pipe: true });

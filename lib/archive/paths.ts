@@ -7,8 +7,11 @@ import { DistError, sysCode } from '../errors.js';
  *
  * The model is containerd's and umoci's: every *parent* component is resolved inside the
  * root, chroot-style (absolute symlink targets re-rooted, `..` clamped at the root), and the
- * final component is never followed. Nothing is cached across entries (CVE-2021-32803): each
- * entry re-checks each component on disk.
+ * final component is never followed. The only thing remembered across entries is the set of
+ * directories this apply itself made or lstat'ed (lib/archive/apply.ts), and an entry that
+ * replaces or removes a path forgets it and everything under it, so a directory swapped for a
+ * symlink is lstat'ed, and resolved inside the root, again (the cache poisoning of
+ * CVE-2021-32803).
  *
  * Assumption: nobody else modifies the target tree during an apply (Node has no openat2
  * RESOLVE_IN_ROOT, so resolution and use cannot be made atomic).

@@ -19,7 +19,7 @@ export function isManifest(mediaType: string | undefined): boolean {
   return mediaType === MT.ociManifest || mediaType === MT.dockerManifest;
 }
 
-/** Manifests and indexes are refused above this size (SPEC §5), as containerd does. */
+/** Manifests and indexes are refused above this size, as containerd does (4 MiB). */
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
 /** The annotation that names an image in an OCI layout's index.json. */

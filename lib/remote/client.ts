@@ -68,9 +68,10 @@ const RETRY_ERRORS = new Set([
 ]);
 
 /**
- * The registry client: one keep-alive undici pool per process, with the bearer/basic
- * handshake, a token cache per (host, scope), retries with jittered backoff that honour
- * Retry-After, and redirects that drop Authorization when the host changes.
+ * The registry client: one undici dispatcher (lib/remote/transport.ts: keep-alive pools,
+ * proxies, TLS trust, redirects that drop Authorization on another origin), with the
+ * bearer/basic handshake, a token cache per (host, scope), and retries with jittered backoff
+ * that honour Retry-After.
  *
  * Concurrency: safe to share across concurrent requests (pull fetches layers through one).
  * Errors: EREMOTE for everything the registry or network did, with a one-line message that

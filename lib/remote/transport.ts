@@ -93,7 +93,7 @@ export class Transport {
       const tls = { rejectUnauthorized: !opts.insecure, ...(proxy.https ? opts.trust() : {}) };
       this.base = new EnvHttpProxyAgent({
         ...common,
-        // '' rather than undefined: undici would otherwise read process.env itself.
+        // '' rather than undefined: undici would otherwise read the environment itself.
         httpProxy: proxy.http ?? '',
         httpsProxy: proxy.https ?? '',
         noProxy: proxy.noProxy ?? '',
