@@ -33,6 +33,8 @@ export interface ClientOptions {
   onWarning?: (message: string) => void;
   retry?: Partial<RetryPolicy>;
   userAgent?: string;
+  /** The most a small body (a token, an error text, a tag page) may take in all (default 60 s). */
+  bodyDeadlineMs?: number;
   /** Proxies (HTTP_PROXY, HTTPS_PROXY, NO_PROXY as the caller read them). */
   proxy?: ProxySettings;
   /** Called before each retry, with why (for --debug style diagnostics). */
@@ -84,12 +86,15 @@ export class RegistryClient {
   private readonly challenges = new Map<string, Challenge>();
   private readonly creds = new Map<string, Promise<Credentials | undefined>>();
   private readonly userAgent: string;
+  /** See ClientOptions.bodyDeadlineMs. */
+  readonly bodyDeadlineMs: number;
 
   constructor(private readonly opts: ClientOptions = {}) {
     const trust = trustStore(readCaFile(opts.caFile), opts);
     this.transport = new Transport({ insecure: opts.insecure, trust: trust.options, proxy: opts.proxy });
     this.retry = { ...DEFAULT_RETRY, ...opts.retry };
     this.userAgent = opts.userAgent ?? 'dist/0.1';
+    this.bodyDeadlineMs = opts.bodyDeadlineMs ?? BODY_DEADLINE_MS;
   }
 
   async close(): Promise<void> {
@@ -147,7 +152,7 @@ export class RegistryClient {
         continue;
       }
       if (status === 401 || status === 403) {
-        const detail = await errorText(res);
+        const detail = await errorText(res, this.bodyDeadlineMs);
         const creds = await this.credentials(loc.host);
         throw new DistError(
           'EREMOTE',
@@ -157,7 +162,7 @@ export class RegistryClient {
       }
       if (retryable(status) && req.retry !== false) {
         const retryAfter = parseRetryAfter(res.headers['retry-after']);
-        const detail = await errorText(res);
+        const detail = await errorText(res, this.bodyDeadlineMs);
         await this.backoff(url, attempt, started, retryAfter, `${status}${detail ? ` ${detail}` : ''}`, req.signal, loc);
         continue;
       }
@@ -250,7 +255,7 @@ export class RegistryClient {
         { status: res.statusCode },
       );
     }
-    const body = (await res.body.json(TOKEN_LIMIT, BODY_DEADLINE_MS, `${loc.host}: token response`)) as { token?: string; access_token?: string };
+    const body = (await res.body.json(TOKEN_LIMIT, this.bodyDeadlineMs, `${loc.host}: token response`)) as { token?: string; access_token?: string };
     return body.token ?? body.access_token;
   }
 }
@@ -328,10 +333,10 @@ export function parseRetryAfter(value: string | string[] | undefined): number | 
  * Reads a registry error body (bounded) into one line: `CODE: message` for each of
  * `{"errors":[{code,message}]}`, else the first line of text.
  */
-export async function errorText(res: Response): Promise<string> {
+export async function errorText(res: Response, deadlineMs = BODY_DEADLINE_MS): Promise<string> {
   let text: string;
   try {
-    text = await res.body.text(ERROR_LIMIT, BODY_DEADLINE_MS, 'error body');
+    text = await res.body.text(ERROR_LIMIT, deadlineMs, 'error body');
   } catch {
     // A broken, huge or endless error body still yields the status.
     return '';

@@ -3,7 +3,7 @@ import { digestOf, parseDigest } from '../digest.js';
 import { DistError } from '../errors.js';
 import { MANIFEST_TYPES, MAX_MANIFEST_BYTES, type Descriptor } from '../image/mediatypes.js';
 import { canLend, type Lending } from '../lend.js';
-import { BODY_DEADLINE_MS, statusError, type RegistryClient, type Response } from './client.js';
+import { statusError, type RegistryClient, type Response } from './client.js';
 import type { Locator } from './locator.js';
 
 const header = (res: Response, name: string): string | undefined => {
@@ -356,7 +356,7 @@ export async function* listTags(client: RegistryClient, loc: Locator, pageSize =
       }
       throw await statusError(res, `${loc.host}/${loc.repository}`);
     }
-    const body = (await res.body.json(TAG_PAGE_LIMIT, BODY_DEADLINE_MS, `${loc.host}/${loc.repository}: tag list`)) as { tags?: string[] | null };
+    const body = (await res.body.json(TAG_PAGE_LIMIT, client.bodyDeadlineMs, `${loc.host}/${loc.repository}: tag list`)) as { tags?: string[] | null };
     for (const t of body.tags ?? []) yield t;
     const link = header(res, 'link');
     const m = link ? /<([^>]+)>\s*;\s*rel="?next"?/.exec(link) : null;
