@@ -46,6 +46,11 @@ export interface RequestOptions {
   /** Path below the endpoint, starting with /v2/. */
   path: string;
   headers?: Record<string, string>;
+  /**
+   * More token scopes besides this repository's, e.g. `repository:team/base:pull` for a
+   * cross-repository mount from team/base. A bearer token is then asked for all of them.
+   */
+  extraScopes?: string[];
   /** pull, or push (which implies pull): the token scope's actions. */
   access?: 'pull' | 'push';
   signal?: AbortSignal;
@@ -107,7 +112,8 @@ export class RegistryClient {
    * failures throw EREMOTE. The caller must consume or dump the body.
    */
   async request(loc: Locator, req: RequestOptions): Promise<Response> {
-    const scope = `repository:${loc.repository}:${req.access === 'push' ? 'pull,push' : 'pull'}`;
+    // Space-separated, as the token request's repeated `scope` parameters (split again there).
+    const scope = [`repository:${loc.repository}:${req.access === 'push' ? 'pull,push' : 'pull'}`, ...(req.extraScopes ?? [])].join(' ');
     const url = new URL(`${loc.scheme}://${loc.endpoint}${req.path}`);
     const method = req.method ?? 'GET';
     const started = Date.now();
@@ -232,6 +238,7 @@ export class RegistryClient {
     let res: Response;
     try {
       if (creds?.identityToken) {
+        // The OAuth2 form takes the scopes space-separated in one field.
         const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: creds.identityToken, client_id: 'dist', scope });
         if (service) form.set('service', service);
         res = await this.transport.send({
@@ -240,7 +247,7 @@ export class RegistryClient {
         });
       } else {
         if (service) u.searchParams.set('service', service);
-        u.searchParams.append('scope', scope);
+        for (const one of scope.split(' ')) u.searchParams.append('scope', one);
         if (creds) headers.authorization = basicHeader(creds);
         res = await this.transport.send({ origin: u.origin, path: `${u.pathname}${u.search}`, method: 'GET', headers, signal });
       }
