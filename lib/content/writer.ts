@@ -1,10 +1,10 @@
-import { chmodSync, closeSync, createReadStream, fstatSync, fsync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, rmSync, rmdirSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, createReadStream, fstatSync, fsync, openSync, readdirSync, readFileSync, renameSync, rmSync, rmdirSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Hash } from 'node:crypto';
 import { hasher, parseDigest, type Algorithm, type Digest } from '../digest.js';
 import { DistError, sysCode } from '../errors.js';
 import { acquire, type Lock } from './lock.js';
-import type { Store } from './store.js';
+import { fsyncDir, type Store } from './store.js';
 import { mkdirp } from '../fsp.js';
 
 export interface WriterOptions {
@@ -414,15 +414,6 @@ export function syncBlobDirs(store: Store, digests: Iterable<string>): void {
   const algorithms = new Set<string>();
   for (const d of digests) algorithms.add(parseDigest(d).algorithm);
   for (const a of algorithms) fsyncDir(join(store.blobsDir, a));
-}
-
-function fsyncDir(path: string): void {
-  const fd = openSync(path, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /** Wraps a file system error with context, keeping its code (ENOSPC, EACCES, ...) visible. */
