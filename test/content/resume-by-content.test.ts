@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { test } from 'node:test';
@@ -35,11 +36,16 @@ async function active(root: string): Promise<{ ref: string; size: number; live: 
  * the pull, and waits until its ingest's lock has gone stale (the process is dead; the lock
  * says so once unrefreshed). Returns the bytes the dead ingest holds.
  */
-async function killedPull(root: string, addressA: FaultProxy, big: string): Promise<number> {
+async function killedPull(root: string, addressA: FaultProxy, img: BuiltImage): Promise<number> {
+  const big = img.layers[0]!;
   addressA.rules.push({ path: new RegExp(`/blobs/${big}`), fault: { stallAfter: STALL_AT } });
   const child = spawn(DIST_BIN, ['pull', `${addressA.host}/team/app:1`], { env: { ...process.env, DIST_ROOT: root }, stdio: 'ignore' });
   const exited = new Promise((r) => child.on('exit', r));
-  for (let i = 0; i < 400 && !(await active(root)).some((a) => a.ref.endsWith(big) && a.size === STALL_AT); i++) await delay(50);
+  // Killed once the big layer's ingest holds STALL_AT bytes and every small blob is committed
+  // (so no temp file of a small blob is cut short: the kill hits the big download only).
+  const small = [img.manifest, img.config, img.layers[1]!];
+  const ready = async () => (await active(root)).some((a) => a.ref.endsWith(big) && a.size === STALL_AT) && small.every((d) => existsSync(join(root, 'blobs', 'sha256', d.slice(7))));
+  for (let i = 0; i < 400 && !(await ready()); i++) await delay(50);
   child.kill('SIGKILL');
   await exited;
   let held = await active(root);
@@ -58,7 +64,7 @@ test('resume by content: a pull through address B after a kill -9 pull through A
   const big = img.layers[0]!;
   const size = img.layerSizes[0]!;
   const root = join(await tempDir(t), 'store');
-  const held = await killedPull(root, a, big);
+  const held = await killedPull(root, a, img);
 
   const r = await runCli(['pull', `${b.host}/team/app:1`], { root });
   assert.equal(r.status, 0, r.stderr);
@@ -76,7 +82,7 @@ test('resume by content: the seed pipeline through another address (another ref 
   const a = await new FaultProxy(reg.url).start(t);
   const cwd = await tempDir(t);
   const root = join(cwd, '.content');
-  await killedPull(root, a, img.layers[0]!);
+  await killedPull(root, a, img);
   const R = reg.host;
   const mt = 'application/vnd.oci.image.manifest.v1+json';
   // The seed's pipeline (repository and tag aside); async, so the proxy above keeps serving.
