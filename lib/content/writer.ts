@@ -127,6 +127,7 @@ export class Writer {
       // and thread-pool round trips showed up as ~130 ms in a 40-layer pull's profile.
       writeStatus(dir, ref, expected, total, now);
       if (total === undefined && held.total !== undefined) rmSync(join(dir, 'total'), { force: true });
+      if (!expected && held.expected !== undefined) rmSync(join(dir, 'expected'), { force: true });
     } else if (total !== undefined && held.total === undefined) {
       writeFileSync(join(dir, 'total'), String(total));
     }
