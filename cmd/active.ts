@@ -23,6 +23,7 @@ export const active: Command = {
           total: r.total ?? null,
           startedAt: r.startedAt?.toISOString() ?? null,
           updatedAt: r.updatedAt?.toISOString() ?? null,
+          live: r.live,
         })),
       );
     } else if (args.quiet) {

@@ -23,9 +23,12 @@ export function start(argv: string[], opts: { extraCaFile?: string } = {}): void
   const getStdout = () => {
     if (!stdout) {
       stdout = process.stdout;
-      // A closed stdout (`dist get ... | head`) must not crash with an unhandled EPIPE.
+      // Our stdout's reader went away (`dist get ... | head`): exit 0 at once, quietly, as cat
+      // does. Any other failure of stdout (EIO, ENOSPC on a file) is an error, one line.
       stdout.on('error', (err: NodeJS.ErrnoException) => {
         if (err.code === 'EPIPE') process.exit(0);
+        process.stderr.write(`dist: writing stdout: ${err.message}\n`);
+        process.exit(1);
       });
     }
     return stdout;

@@ -1,3 +1,4 @@
+import { abort } from './abort.js';
 import { active } from './active.js';
 import { apply } from './apply.js';
 import { del } from './delete.js';
@@ -16,4 +17,4 @@ import { path } from './path.js';
 import type { Command } from './spec.js';
 
 /** Every command, in the order `dist --help` lists them. */
-export const COMMANDS: Command[] = [fetch, ingest, active, list, path, del, get, apply, pull, unpack, images, gc, verify, resolve, tags];
+export const COMMANDS: Command[] = [fetch, ingest, active, abort, list, path, del, get, apply, pull, unpack, images, gc, verify, resolve, tags];

@@ -115,6 +115,7 @@ export function writeFdSync(fd: number, chunk: Uint8Array): void {
     try {
       at += writeSync(fd, chunk, at);
     } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EPIPE') goneReaders.add(err as object);
       if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
       Atomics.wait(pause, 0, 0, 1);
     }
@@ -122,6 +123,26 @@ export function writeFdSync(fd: number, chunk: Uint8Array): void {
 }
 
 const pause = new Int32Array(new SharedArrayBuffer(4));
+
+/** EPIPE errors from writing our stdout (see readerWentAway). */
+const goneReaders = new WeakSet<object>();
+
+/**
+ * True when `err` says our stdout's reader went away (`dist list | head`): an EPIPE from a
+ * write to stdout, or stdout itself broken (a stream pipeline into it). main() ends those
+ * quietly with exit 0, as `cat` does; an EPIPE or premature close from anything else (a
+ * registry socket, stdin, a helper) is a real error.
+ */
+export function readerWentAway(err: unknown, io: IO): boolean {
+  for (let e: unknown = err; e && typeof e === 'object'; e = (e as { cause?: unknown }).cause) {
+    if (goneReaders.has(e)) return true;
+  }
+  const code = (err as { code?: string } | undefined)?.code;
+  if (code !== 'EPIPE' && code !== 'ERR_STREAM_PREMATURE_CLOSE') return false;
+  // Only a stdout stream already in use can have broken: never make process.stdout here.
+  const out = io.stdoutFd === undefined ? io.stdout : undefined;
+  return Boolean(out && (out.destroyed || (out as { errored?: unknown }).errored));
+}
 
 /** Writes text and waits for the stream to accept it (backpressure). */
 export function write(out: Writable, text: string | Uint8Array): Promise<void> {
@@ -136,7 +157,12 @@ export function write(out: Writable, text: string | Uint8Array): Promise<void> {
  * ~35 ms `dist path` costs (measured against `node -e 0` with and without touching it).
  */
 export function print(io: IO, text: string | Uint8Array): Promise<void> {
-  if (io.stdoutFd === undefined) return write(io.stdout, text);
+  if (io.stdoutFd === undefined) {
+    return write(io.stdout, text).catch((err) => {
+      if ((err as NodeJS.ErrnoException)?.code === 'EPIPE') goneReaders.add(err);
+      throw err;
+    });
+  }
   writeFdSync(io.stdoutFd, typeof text === 'string' ? Buffer.from(text) : text);
   return Promise.resolve();
 }

@@ -1,7 +1,7 @@
 import { isDistError } from '../lib/errors.js';
 import { COMMANDS } from './commands.js';
 import { fastParse } from './fast.js';
-import { print, write, type IO } from './io.js';
+import { print, readerWentAway, write, type IO } from './io.js';
 import { commandName, usageError, type Args, type Command } from './spec.js';
 
 const HELPISH = new Set(['--help', '-h', '--version', 'help', '--get-yargs-completions']);
@@ -50,9 +50,9 @@ function checkNumbers(command: Command, args: Args): void {
 
 async function report(err: unknown, name: string | undefined, io: IO): Promise<number> {
   const prefix = name ? `dist ${name}` : 'dist';
-  const code = (err as { code?: string } | undefined)?.code;
-  // The reader of our stdout went away (e.g. `dist ingest` found the blob and exited): not an error.
-  if (code === 'EPIPE' || code === 'ERR_STREAM_PREMATURE_CLOSE') return 0;
+  // The reader of our stdout went away (`| head`, or `dist ingest` found the blob and exited):
+  // not an error. Any other EPIPE or premature close (stdin, a socket) is one.
+  if (readerWentAway(err, io)) return 0;
   if (io.signal.aborted && (err === io.signal.reason || (err as Error)?.name === 'AbortError')) {
     await write(io.stderr, `${prefix}: interrupted\n`);
     return 130;

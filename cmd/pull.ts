@@ -12,7 +12,7 @@ import { storePaths } from './store.js';
 export const PULL_JOBS = 4;
 
 export const PLATFORM_OPTION = {
-  platform: { type: 'string' as const, describe: 'os/arch[/variant] to pick from an index (default: this machine)' },
+  platform: { type: 'string' as const, describe: 'os/arch[/variant] to pick from an index (default: linux/<host arch>, on any host OS)' },
 };
 
 export const pull: Command = {

@@ -7,7 +7,7 @@ declare -A pkg=(
   [docker-registry]=docker-registry [skopeo]=skopeo [umoci]=umoci [ctr]=containerd
   [jq]=jq [zstd]=zstd [htpasswd]=apache2-utils [busybox]=busybox-static [hyperfine]=hyperfine
   [podman]=podman [buildah]=buildah [runc]=runc [squid]=squid [tinyproxy]=tinyproxy
-  [curl]=curl [xargs]=findutils [tar]=tar [gzip]=gzip [openssl]=openssl [script]=bsdutils [setpriv]=util-linux [chroot]=coreutils [setfattr]=attr [getfattr]=attr
+  [curl]=curl [xargs]=findutils [tar]=tar [gzip]=gzip [openssl]=openssl [script]=bsdutils [setpriv]=util-linux [chroot]=coreutils [setfattr]=attr [getfattr]=attr [strace]=strace
 )
 missing=()
 for tool in "${!pkg[@]}"; do

@@ -162,6 +162,12 @@ class Applier {
   private readonly written = new Set<string>();
   private readonly dirs: DirTimes[] = [];
   /**
+   * Directories a whiteout removed something from, with their times as they stood before this
+   * layer: a removal must not show as a change of the directory (umoci restores them too), so a
+   * whiteout-only layer leaves them as they were. Keyed by '/'-joined path.
+   */
+  private readonly touched = new Map<string, DirTimes>();
+  /**
    * Paths ('/'-joined) known to be real directories, not symlinks: made or lstat'ed by this
    * applier. Resolving a name then costs one lstat, not one per component (profiled: lstat was
    * a fifth of unpacking a Debian rootfs). Every removal or replacement drops the path and all
@@ -363,8 +369,17 @@ class Applier {
     const target = [...parent, hidden];
     // Whiteouts hide lower layers only: what this layer wrote stays (OCI layer spec).
     if (this.written.has(target.join('/'))) return;
+    this.keepTimes(parent);
     this.forget(target);
     rmSync(this.p(target), { recursive: true, force: true });
+  }
+
+  /** Notes `dir`'s times before the first removal in it (see `touched`). */
+  private keepTimes(dir: string[]): void {
+    const key = dir.join('/');
+    if (this.touched.has(key)) return;
+    const st = lstatOrUndefined(this.p(dir));
+    if (st?.isDirectory()) this.touched.set(key, { components: dir, atime: st.atime.getTime() / 1000, mtime: st.mtime.getTime() / 1000 });
   }
 
   /** Removes everything under `dir` that this layer did not write, wherever the marker came. */
@@ -372,6 +387,7 @@ class Applier {
     for (const child of readdirSync(this.p(dir), { encoding: 'latin1' })) {
       const path = [...dir, child];
       if (!this.written.has(path.join('/'))) {
+        this.keepTimes(dir);
         this.forget(path);
         rmSync(this.p(path), { recursive: true, force: true });
       } else if (lstatOrUndefined(this.p(path))?.isDirectory()) {
@@ -441,9 +457,13 @@ class Applier {
     }
   }
 
-  /** Directory times last, after everything inside them was written; re-resolved in the root. */
+  /**
+   * Directory times last, after everything inside them was written; re-resolved in the root.
+   * First those of directories whiteouts removed from, as before the layer; then those the
+   * layer's own directory entries give, which win.
+   */
   finish(): void {
-    for (const d of this.dirs) {
+    for (const d of [...this.touched.values(), ...this.dirs]) {
       const parent = resolveInRoot(this.root, d.components.slice(0, -1), this.known);
       const full = this.p([...parent, d.components[d.components.length - 1]!]);
       if (lstatOrUndefined(full)?.isDirectory()) lutimesSync(full, d.atime, d.mtime);

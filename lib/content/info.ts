@@ -2,8 +2,7 @@ import { readdir, stat, unlink } from '../fsp.js';
 import { join } from 'node:path';
 import { isDigest, parseDigest } from '../digest.js';
 import { DistError, sysCode } from '../errors.js';
-import { acquire } from './lock.js';
-import { discardIngest, readStatus } from './writer.js';
+import { discardIngest, ingestDigest, ingestLive, lockDeadIngest, readStatus } from './writer.js';
 import type { Store } from './store.js';
 
 /** A committed blob. */
@@ -70,29 +69,36 @@ export interface IngestStatus {
   updatedAt?: Date;
   /** The ingest directory name (hex of sha256(ref)). */
   key: string;
+  /** The digest its bytes must have, when known (see ingestDigest). */
+  digest?: string;
+  /** True while a live process writes it (its lock is refreshed). */
+  live: boolean;
 }
 
 /** Every ingest directory that has a ref, sorted by start time. Read without locks. */
 export async function listIngests(store: Store): Promise<IngestStatus[]> {
   const out: IngestStatus[] = [];
   for (const key of await readdirOrEmpty(store.ingestRoot)) {
-    const s = await readStatus(join(store.ingestRoot, key));
+    const dir = join(store.ingestRoot, key);
+    const s = await readStatus(dir);
     if (s.ref === undefined) continue; // being created or removed
-    out.push({ ref: s.ref, size: s.size ?? 0, total: s.total, startedAt: s.startedAt, updatedAt: s.updatedAt, key });
+    out.push({ ref: s.ref, size: s.size ?? 0, total: s.total, startedAt: s.startedAt, updatedAt: s.updatedAt, key, digest: ingestDigest(s), live: ingestLive(dir) });
   }
   return out.sort((a, b) => (a.startedAt?.getTime() ?? 0) - (b.startedAt?.getTime() ?? 0));
 }
 
 /**
- * Discards an interrupted ingest. Fails with ELOCKED when a live process is writing it, and
- * ENOENT when there is no such ingest.
+ * Discards an interrupted ingest (containerd's Abort): its bytes and status files go. Fails
+ * with ELOCKED when a live process is writing it (it is left alone), and ENOENT when there is
+ * no such ingest.
  */
 export async function abortIngest(store: Store, ref: string): Promise<void> {
   const dir = store.ingestDir(ref);
   const held = await readStatus(dir);
   if (held.ref === undefined) throw new DistError('ENOENT', `no active ingest ${JSON.stringify(ref)}`);
-  const lock = await acquire(dir, { wait: false });
-  await discardIngest(dir, lock!);
+  const lock = await lockDeadIngest(dir);
+  if (!lock) throw new DistError('ELOCKED', `${JSON.stringify(ref)} is being written by a live process; not aborted`, { hint: 'stop that process first' });
+  await discardIngest(dir, lock);
 }
 
 async function readdirOrEmpty(dir: string): Promise<string[]> {

@@ -12,6 +12,8 @@ import type { Store } from './store.js';
  *
  * Ordering against gc: leases are written (and extended) only while holding the gc lock, and
  * gc lists blobs before reading leases, so any blob a live lease covers is seen as leased.
+ * `end` takes no lock: the pull has named its image by then, and gc reads index.json only
+ * after the leases (lib/image/gc.ts), so a lease it missed is one whose name it will see.
  */
 export class Lease {
   private readonly digests = new Set<string>();

@@ -1,6 +1,6 @@
-import { statSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, statSync } from 'node:fs';
 import { link, mkdirp, rename, unlink, writeFile } from '../fsp.js';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { parseDigest, type Digest } from '../digest.js';
 import { sysCode } from '../errors.js';
 import { crypto } from '../lazy.js';
@@ -108,9 +108,24 @@ function tempName(path: string): string {
   return `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
 }
 
-/** Writes a small file atomically: temp file, fsync, rename. */
+/**
+ * Writes a small file atomically: temp file, fsync, rename, fsync of the directory. Without
+ * the last step a power cut can undo the rename, and index.json would lose a name whose
+ * blobs are durable.
+ */
 export async function writeFileAtomic(path: string, text: string): Promise<void> {
   const tmp = tempName(path);
   await writeFile(tmp, text, { flush: true });
   await rename(tmp, path);
+  fsyncDir(dirname(path));
+}
+
+/** fsyncs a directory, making the renames into it durable. */
+export function fsyncDir(path: string): void {
+  const fd = openSync(path, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }

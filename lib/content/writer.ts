@@ -1,10 +1,10 @@
-import { chmodSync, closeSync, createReadStream, fstatSync, fsync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, rmSync, rmdirSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, createReadStream, fstatSync, fsync, openSync, readdirSync, readFileSync, renameSync, rmSync, rmdirSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Hash } from 'node:crypto';
 import { hasher, parseDigest, type Algorithm, type Digest } from '../digest.js';
-import { DistError, sysCode } from '../errors.js';
-import { acquire, type Lock } from './lock.js';
-import type { Store } from './store.js';
+import { DistError, isDistError, sysCode } from '../errors.js';
+import { acquire, isLockLive, type Lock } from './lock.js';
+import { fsyncDir, type Store } from './store.js';
 import { mkdirp } from '../fsp.js';
 
 export interface WriterOptions {
@@ -32,6 +32,8 @@ export type OpenResult = { exists: true; digest: string } | { exists: false; wri
  *    expected blob appears meanwhile, returns `{exists: true}`.
  * 3. Resumes: existing `data` is re-hashed and `writer.offset` says how many bytes are held.
  *    A `ref` file that does not match, or a different `total`, restarts the ingest from zero.
+ *    With `expected` and no bytes of its own, it first adopts the bytes of a dead ingest of the
+ *    same digest under any ref (see adoptDeadIngest): resume is keyed by content.
  *
  * The caller then writes, and ends with exactly one of `commit()`, `close()` (keep for
  * resume) or `abort()` (discard).
@@ -57,6 +59,7 @@ export async function openWriter(store: Store, opts: WriterOptions): Promise<Ope
       await discardIngest(dir, lock);
       return { exists: true, digest: expected.text };
     }
+    if (expected) await adoptDeadIngest(store, dir, opts.ref, expected, opts.total);
     const writer = await Writer.begin(store, dir, lock, opts.ref, expected, opts.total);
     return { exists: false, writer };
   } catch (err) {
@@ -122,10 +125,9 @@ export class Writer {
       // file's mtime.
       // Small status files: synchronous calls cost microseconds, where fs/promises' FileHandle
       // and thread-pool round trips showed up as ~130 ms in a 40-layer pull's profile.
-      writeFileSync(join(dir, 'ref'), ref);
-      writeFileSync(join(dir, 'startedat'), now);
-      if (total !== undefined) writeFileSync(join(dir, 'total'), String(total));
-      else if (held.total !== undefined) rmSync(join(dir, 'total'), { force: true });
+      writeStatus(dir, ref, expected, total, now);
+      if (total === undefined && held.total !== undefined) rmSync(join(dir, 'total'), { force: true });
+      if (!expected && held.expected !== undefined) rmSync(join(dir, 'expected'), { force: true });
     } else if (total !== undefined && held.total === undefined) {
       writeFileSync(join(dir, 'total'), String(total));
     }
@@ -256,12 +258,98 @@ export class Writer {
   }
 }
 
-/** The files of an ingest directory besides its lock. */
-const STATUS_FILES = ['data', 'ref', 'total', 'startedat', 'updatedat'];
+/**
+ * The files of an ingest directory besides its lock: containerd's, plus `expected` (the digest
+ * the bytes must hash to, when known), which lets another ref resume them (adoptDeadIngest).
+ */
+const STATUS_FILES = ['data', 'ref', 'total', 'startedat', 'updatedat', 'expected'];
+
+/** Writes a fresh ingest's status files (small: synchronously). */
+function writeStatus(dir: string, ref: string, expected: Digest | undefined, total: number | undefined, startedAt: string): void {
+  writeFileSync(join(dir, 'ref'), ref);
+  writeFileSync(join(dir, 'startedat'), startedAt);
+  if (expected) writeFileSync(join(dir, 'expected'), expected.text);
+  if (total !== undefined) writeFileSync(join(dir, 'total'), String(total));
+}
+
+/**
+ * The digest an ingest's bytes are meant to have: its `expected` file, else a digest ending
+ * its ref (`host/repo@sha256:...`, the seed's and pull's refs, or a bare digest).
+ */
+export function ingestDigest(s: Pick<IngestFiles, 'ref' | 'expected'>): string | undefined {
+  return s.expected ?? /(sha(?:256|512):[a-f0-9]+)$/.exec(s.ref ?? '')?.[1];
+}
+
+/** True while a live process holds the ingest at `dir` (its lock is refreshed). */
+export function ingestLive(dir: string): boolean {
+  return isLockLive(join(dir, 'lock'));
+}
+
+/**
+ * Takes the lock of the ingest at `dir` if no live process holds it (a stale one is taken
+ * over), or returns undefined. Errors: those of the file system.
+ */
+export async function lockDeadIngest(dir: string): Promise<Lock | undefined> {
+  try {
+    return await acquire(dir, { wait: false });
+  } catch (err) {
+    if (isDistError(err, 'ELOCKED')) return undefined;
+    throw err;
+  }
+}
+
+/**
+ * Resume keyed by content. A pull killed halfway leaves ingests under refs of the address it
+ * used (`A/repo@sha256:...`); the same blob pulled through a mirror, or the same registry by
+ * another name, has another ref, and used to download everything again while A's ingests stayed
+ * in `dist active` forever. Here the writer of `ref`, holding no bytes of its own, takes the
+ * largest dead ingest (lock free or stale) of the same digest and total: its `data` is renamed
+ * into this ingest and the dead one is removed. Its bytes are re-hashed by Writer.begin and the
+ * digest is checked at commit, as for any resume.
+ *
+ * Crash order: this ingest's status files are written before the data is renamed in, so a
+ * crash leaves either the dead ingest as it was, or its bytes here under this ref (never bytes
+ * under a ref that does not describe them); the emptied dead ingest is then removed by gc.
+ */
+async function adoptDeadIngest(store: Store, dir: string, ref: string, expected: Digest, total: number | undefined): Promise<void> {
+  const own = await readStatus(dir);
+  if (own.ref === ref && own.size) return;
+  let keys: string[];
+  try {
+    keys = readdirSync(store.ingestRoot);
+  } catch {
+    return;
+  }
+  const fits = (s: IngestFiles) => !!s.size && ingestDigest(s) === expected.text && (total === undefined || s.total === undefined || s.total === total) && (total === undefined || s.size <= total);
+  const candidates: { other: string; size: number }[] = [];
+  for (const key of keys) {
+    const other = join(store.ingestRoot, key);
+    if (isTempBlobName(key) || other === dir) continue;
+    const s = await readStatus(other);
+    if (fits(s) && !ingestLive(other)) candidates.push({ other, size: s.size! });
+  }
+  candidates.sort((a, b) => b.size - a.size);
+  for (const { other } of candidates) {
+    const lock = await lockDeadIngest(other);
+    if (!lock) continue;
+    try {
+      const s = await readStatus(other); // again, now that it is ours
+      if (!fits(s)) continue;
+      writeStatus(dir, ref, expected, total ?? s.total, new Date().toISOString());
+      renameSync(join(other, 'data'), join(dir, 'data'));
+      await discardIngest(other, lock);
+      return;
+    } finally {
+      lock.release();
+    }
+  }
+}
 
 /** What an ingest directory holds, read without taking its lock. */
 export interface IngestFiles {
   ref?: string;
+  /** The digest the bytes must have (the `expected` file). */
+  expected?: string;
   size?: number;
   total?: number;
   startedAt?: Date;
@@ -287,7 +375,7 @@ export async function readStatus(dir: string): Promise<IngestFiles> {
     if (sysCode(err) === 'ENOENT' || sysCode(err) === 'ENOTDIR') return {};
     throw err;
   }
-  const [ref, total, startedat, updatedat] = ['ref', 'total', 'startedat', 'updatedat'].map((n) => (names.has(n) ? text(n) : undefined));
+  const [ref, total, startedat, updatedat, expected] = ['ref', 'total', 'startedat', 'updatedat', 'expected'].map((n) => (names.has(n) ? text(n) : undefined));
   let size: number | undefined;
   let mtime: Date | undefined;
   if (names.has('data')) {
@@ -302,6 +390,7 @@ export async function readStatus(dir: string): Promise<IngestFiles> {
   const updated = updatedat ? new Date(updatedat) : undefined;
   return {
     ref,
+    expected: expected?.trim() || undefined,
     size,
     total: total !== undefined && /^\d+$/.test(total.trim()) ? Number(total.trim()) : undefined,
     startedAt: startedat ? new Date(startedat) : undefined,
@@ -419,15 +508,6 @@ export function syncBlobDirs(store: Store, digests: Iterable<string>): void {
   const algorithms = new Set<string>();
   for (const d of digests) algorithms.add(parseDigest(d).algorithm);
   for (const a of algorithms) fsyncDir(join(store.blobsDir, a));
-}
-
-function fsyncDir(path: string): void {
-  const fd = openSync(path, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /** Wraps a file system error with context, keeping its code (ENOSPC, EACCES, ...) visible. */

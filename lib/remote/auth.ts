@@ -16,13 +16,27 @@ export interface CredentialSource {
   get(host: string): Promise<Credentials | undefined>;
 }
 
-/** Where credentials come from; cmd/ passes the environment in, lib/ never reads it itself. */
+/**
+ * Where credentials come from; cmd/ passes the whole environment in, lib/ never reads it
+ * itself. Credential helpers get all of it: `pass` needs GNUPGHOME, `secretservice`
+ * DBUS_SESSION_BUS_ADDRESS and XDG_RUNTIME_DIR, and others read their own variables.
+ */
 export interface CredentialEnv {
   REGISTRY_AUTH_FILE?: string;
   DOCKER_CONFIG?: string;
   HOME?: string;
   PATH?: string;
+  /** Seconds a credential helper may take (default HELPER_TIMEOUT_S). */
+  DIST_CREDENTIAL_HELPER_TIMEOUT?: string;
+  [name: string]: string | undefined;
 }
+
+/**
+ * A helper that never answers (a keychain waiting on a prompt no one sees, a hung D-Bus)
+ * must not hang the pull: 30 s leaves room for a gpg-agent to start and a pinentry to be
+ * answered on a terminal.
+ */
+const HELPER_TIMEOUT_S = 30;
 
 interface AuthConfig {
   auths?: Record<string, { auth?: string; username?: string; password?: string; identitytoken?: string }>;
@@ -97,24 +111,47 @@ export function credentialSource(env: CredentialEnv): CredentialSource {
   };
 }
 
-/** Runs `docker-credential-<name> get`; "credentials not found" is not an error. */
+/**
+ * Runs `docker-credential-<name> get` with the whole environment; "credentials not found" is
+ * not an error. Errors: EINVAL (not installed), EREMOTE (failed, no JSON, or no answer within
+ * the timeout: the helper is killed and named).
+ */
 function runHelper(name: string, serverUrl: string, env: CredentialEnv): Promise<Credentials | undefined> {
+  const helper = `docker-credential-${name}`;
+  const seconds = Number(env.DIST_CREDENTIAL_HELPER_TIMEOUT) > 0 ? Number(env.DIST_CREDENTIAL_HELPER_TIMEOUT) : HELPER_TIMEOUT_S;
   return new Promise((resolve, reject) => {
-    const child = childProcess().spawn(`docker-credential-${name}`, ['get'], { stdio: ['pipe', 'pipe', 'pipe'], env: { PATH: env.PATH ?? '/usr/bin:/bin', HOME: env.HOME } });
+    const child = childProcess().spawn(helper, ['get'], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...env, PATH: env.PATH ?? '/usr/bin:/bin' } });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      // Its own children may keep the pipes open: stop reading them, do not wait for them.
+      child.stdout.destroy();
+      child.stderr.destroy();
+      reject(new DistError('EREMOTE', `credential helper ${helper} did not answer within ${seconds}s`, { hint: 'set DIST_CREDENTIAL_HELPER_TIMEOUT (seconds) to wait longer' }));
+    }, seconds * 1000);
+    timer.unref();
     let out = '';
     child.stdout.on('data', (c) => (out += c));
-    child.on('error', () => reject(new DistError('EINVAL', `credential helper docker-credential-${name} is not installed`)));
+    child.stderr.resume();
+    // A helper may exit without reading its stdin (it knows the one server it serves): the
+    // write then fails with EPIPE, which is no failure of the helper; its exit status and
+    // output decide.
+    child.stdin.on('error', () => {});
+    child.on('error', () => {
+      clearTimeout(timer);
+      reject(new DistError('EINVAL', `credential helper ${helper} is not installed`));
+    });
     child.on('close', (code) => {
+      clearTimeout(timer);
       if (code !== 0) {
         if (/not found/i.test(out)) return resolve(undefined);
-        return reject(new DistError('EREMOTE', `credential helper docker-credential-${name} failed (exit ${code})`));
+        return reject(new DistError('EREMOTE', `credential helper ${helper} failed (exit ${code})`));
       }
       try {
         const j = JSON.parse(out);
         if (j.Username === '<token>') resolve({ identityToken: j.Secret });
         else resolve({ username: j.Username, password: j.Secret });
       } catch {
-        reject(new DistError('EREMOTE', `credential helper docker-credential-${name} printed no JSON`));
+        reject(new DistError('EREMOTE', `credential helper ${helper} printed no JSON`));
       }
     });
     child.stdin.end(serverUrl);
