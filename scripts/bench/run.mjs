@@ -6,6 +6,7 @@
 // scripts/bench/run.mjs group NAME...` runs only those groups (group-NAME.mjs) and prints them.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fixtures } from './fixtures.mjs';
@@ -13,7 +14,9 @@ import { fixtures } from './fixtures.mjs';
 const repo = new URL('../..', import.meta.url).pathname.replace(/\/$/, '');
 const DIST = join(repo, 'bin', 'dist');
 const work = join(repo, 'bench', 'work');
-const scratch = '/dev/shm/dist-bench'; // tmpfs: measure the tools, not this machine's noisy disk
+// tmpfs: measure the tools, not this machine's noisy disk; one per checkout, so that two benches
+// (two worktrees) never clear each other's.
+const scratch = `/dev/shm/dist-bench-${createHash('sha256').update(repo).digest('hex').slice(0, 8)}`;
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
 // bin/dist keeps node from loading NODE_EXTRA_CA_CERTS at start-up (cmd/launcher.cts), which
 // costs every other node process ~75 ms when set. Floors and the node start-up baseline run
