@@ -31,7 +31,9 @@ export const images: Command = {
         await print(io, all.map((n) => `${n.name}\n`).join(''));
         return 0;
       }
-      const rows = await Promise.all(all.map(async (n) => ({ name: n.name, digest: n.descriptor.digest, mediaType: n.descriptor.mediaType, size: await imageSize(store, n.descriptor) })));
+      // Each size reads a manifest or an index and its children: 8 at a time, not every name at once.
+      const limit = (await import('p-limit')).default(8);
+      const rows = await Promise.all(all.map((n) => limit(async () => ({ name: n.name, digest: n.descriptor.digest, mediaType: n.descriptor.mediaType, size: await imageSize(store, n.descriptor) }))));
       await print(
         io,
         args.json ? ndjson(rows) : table(['NAME', 'DIGEST', 'TYPE', 'SIZE'], rows.map((r) => [r.name, r.digest, shortType(r.mediaType), humanSize(r.size)])),

@@ -168,7 +168,8 @@ export async function pull(store: Store, client: RegistryClient, ref: ImageRef, 
     };
 
     const pullManifest = async (desc: Descriptor): Promise<void> => {
-      const m = await getJson(desc, 'manifest');
+      // Under the same limit as blobs: an index of many platforms is not fetched all at once.
+      const m = await limit(() => getJson(desc, 'manifest'));
       if (!m.config?.digest || !Array.isArray(m.layers)) throw new DistError('EINVAL', `${desc.digest}: not an image manifest (no config or layers)`);
       const children: [Descriptor, BlobKind][] = [[m.config, 'config'], ...m.layers.map((l: Descriptor) => [l, 'layer'] as [Descriptor, BlobKind])];
       for (const [c] of children) {
