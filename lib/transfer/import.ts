@@ -309,11 +309,23 @@ async function planOci(store: Store, c: Contents): Promise<Plan> {
   const images: ImportedImage[] = [];
   for (const d of index.manifests as Descriptor[]) {
     await walk(d);
-    const name = d.annotations?.[CONTAINERD_NAME] ?? d.annotations?.[REF_NAME];
+    const name = ociName(d.annotations ?? {});
     const { mediaType, digest, size, platform } = d;
     images.push({ name, descriptor: { mediaType, digest, size, ...(platform ? { platform } : {}) } });
   }
   return { needed, commit: [], put: [], images };
+}
+
+/**
+ * The name of an index.json entry: its ref.name as it is (dist's own archives, skopeo,
+ * podman), unless that is only a tag (`1`, `latest`: containerd and Docker 25+), when the
+ * full name containerd writes beside it is taken.
+ */
+function ociName(annotations: Record<string, string>): string | undefined {
+  const ref = annotations[REF_NAME];
+  const full = annotations[CONTAINERD_NAME];
+  if (ref === undefined || (full !== undefined && !/[:/@]/.test(ref))) return full;
+  return ref;
 }
 
 function checkDescriptor(d: Descriptor, where: string): void {
