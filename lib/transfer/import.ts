@@ -348,7 +348,7 @@ async function checkPresent(store: Store, c: Contents, needed: Descriptor[]): Pr
   const excluded = new Set<string>(c.metadata.has(EXCLUDED_FILE) ? (parseJson(c, EXCLUDED_FILE).excluded ?? []) : []);
   const left = missing.filter((d) => excluded.has(d));
   const what = left.length === missing.length ? 'the archive left out (a delta archive) and the store lacks' : 'neither the archive nor the store holds';
-  throw new DistError('ENOENT', `${missing.length} blob(s) ${what}: ${missing.join(' ')}`, { missing, hint: 'import the base image first, or export without --exclude-from' });
+  throw new DistError('ENOENT', `${missing.length} blob${missing.length === 1 ? '' : 's'} ${what}: ${missing.join(' ')}`, { missing, hint: 'import the base image first, or export without --exclude-from' });
 }
 
 /** An archive path, through its symlinks and hardlinks (at most 16 hops). */
