@@ -8,7 +8,7 @@ import { hasher } from '../digest.js';
 import { DistError } from '../errors.js';
 import { isIndex, isManifest, MT, REF_NAME, type Descriptor, type Platform } from '../image/mediatypes.js';
 import { findImage } from '../image/names.js';
-import { matches, selectManifest } from '../image/platform.js';
+import { formatPlatform, matches, selectManifest } from '../image/platform.js';
 import { readJsonBlob } from '../image/walk.js';
 import { streamPromises } from '../lazy.js';
 import { blobPath, CONTAINERD_NAME, EXCLUDED_FILE, FIXED, normaliseName, repoTag } from './layout.js';
@@ -104,6 +104,9 @@ async function pick(store: Store, name: string, format: ExportFormat, opts: Expo
   }
   const manifests = [];
   for (const desc of descs) {
+    if (descs.length > 1 && !(await store.has(desc.digest))) {
+      throw new DistError('ENOENT', `${name}: the store holds only some platforms of this index (not ${formatPlatform(desc.platform)})`, { hint: 'export one with --platform, or dist pull --all-platforms' });
+    }
     const manifest = await readJsonBlob(store, desc.digest);
     if (!manifest.config?.digest || !Array.isArray(manifest.layers)) throw new DistError('EINVAL', `${desc.digest}: not an image manifest`);
     manifests.push({ desc, manifest, config: await readJsonBlob(store, manifest.config.digest) });
