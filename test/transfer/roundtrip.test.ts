@@ -88,3 +88,20 @@ test('import reads gzip- and zstd-compressed archives, from a file and from stdi
   assert.equal(await dist(['--root', viaStdin, 'import'], gzipSync(raw)), 'single:1\n');
   assert.equal(await dist(['--root', join(s.dir, 'dash'), 'import', '-'], raw), 'single:1\n');
 });
+
+test('import: a manifest.json whose layers are blobs/ entries (Docker 25+ without its index, ggcr, regclient) is rebuilt from the config, DiffIDs checked', async (t) => {
+  const s = await twoImages(t);
+  const file = join(s.dir, 'single.tar');
+  await dist(['--root', s.root, 'export', 'single:1', '-o', file]);
+  sh(`tar --delete -f ${file} index.json oci-layout`);
+  const copy = join(s.dir, 'copy');
+  assert.equal(await dist(['--root', copy, 'import', file]), 'docker.io/library/single:1\n');
+  const manifest = JSON.parse(await dist(['--root', copy, 'get', names(copy)[0][1]]));
+  assert.equal(manifest.mediaType, 'application/vnd.docker.distribution.manifest.v2+json');
+  assert.deepEqual(manifest.layers.map((l: any) => [l.digest, l.mediaType]), [
+    [s.single.layers[0], 'application/vnd.docker.image.rootfs.diff.tar.gzip'],
+    [s.single.layers[1], 'application/vnd.oci.image.layer.v1.tar+zstd'],
+  ]);
+  await dist(['--root', copy, 'unpack', 'docker.io/library/single:1', join(s.dir, 'rootfs')]);
+  assert.equal(readFileSync(join(s.dir, 'rootfs', 'c.txt'), 'utf8'), 'c\n');
+});
