@@ -4,7 +4,7 @@ import type * as TarStream from 'tar-stream';
 import { decompressor, sniff, type Compression } from '../archive/decompress.js';
 import { tar } from '../archive/tar.js';
 import type { Store } from '../content/store.js';
-import { hasher } from '../digest.js';
+import { hasher, isDigest } from '../digest.js';
 import { DistError } from '../errors.js';
 import { isIndex, isManifest, MT, REF_NAME, type Descriptor, type Platform } from '../image/mediatypes.js';
 import { findImage } from '../image/names.js';
@@ -180,6 +180,8 @@ async function writeOci(store: Store, pack: TarStream.Pack, picked: Picked[], op
     schemaVersion: 2,
     mediaType: MT.ociIndex,
     manifests: picked.map((p) => {
+      // An image exported by digest has no name to carry.
+      if (isDigest(p.name)) return p.top;
       const full = normaliseName(p.name);
       return { ...p.top, annotations: { [REF_NAME]: p.name, ...(full ? { [CONTAINERD_NAME]: full } : {}) } };
     }),
