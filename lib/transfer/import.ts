@@ -295,16 +295,24 @@ async function planOci(store: Store, c: Contents): Promise<Plan> {
   if (!Array.isArray(index?.manifests)) throw new DistError('EINVAL', 'index.json: no manifests array');
   const needed: Descriptor[] = [];
   const seen = new Set<string>();
-  /** Walks a descriptor down to its layers; a manifest missing from the store is left for checkPresent. */
-  const walk = async (d: Descriptor): Promise<void> => {
+  const excluded = excludedOf(c);
+  /**
+   * Walks a descriptor down to its layers; a manifest missing from the store is left for
+   * checkPresent. The platforms of an index may be partly there (ctr export writes the index
+   * with one platform's content, as dist pull keeps one): a missing one is passed over,
+   * unless the archive says it left it out.
+   */
+  const walk = async (d: Descriptor, optional = false): Promise<void> => {
     checkDescriptor(d, 'index.json');
     if (seen.has(d.digest)) return;
+    const present = await store.has(d.digest);
+    if (optional && !present && !excluded.has(d.digest)) return;
     seen.add(d.digest);
     needed.push(d);
-    if (!(isIndex(d.mediaType) || isManifest(d.mediaType)) || !(await store.has(d.digest))) return;
+    if (!(isIndex(d.mediaType) || isManifest(d.mediaType)) || !present) return;
     const doc = await readJsonBlob(store, d.digest);
-    const children: Descriptor[] = [...(Array.isArray(doc.manifests) ? doc.manifests : []), ...(doc.config ? [doc.config] : []), ...(Array.isArray(doc.layers) ? doc.layers : [])];
-    for (const child of children) await walk(child);
+    for (const m of Array.isArray(doc.manifests) ? doc.manifests : []) await walk(m, true);
+    for (const child of [...(doc.config ? [doc.config] : []), ...(Array.isArray(doc.layers) ? doc.layers : [])]) await walk(child);
   };
   const images: ImportedImage[] = [];
   for (const d of index.manifests as Descriptor[]) {
@@ -345,10 +353,17 @@ async function checkPresent(store: Store, c: Contents, needed: Descriptor[]): Pr
     else if (st.size !== d.size) throw new DistError('EBADSIZE', `${d.digest}: ${st.size} bytes, but the archive's manifests say ${d.size}`, { digest: d.digest });
   }
   if (missing.length === 0) return;
-  const excluded = new Set<string>(c.metadata.has(EXCLUDED_FILE) ? (parseJson(c, EXCLUDED_FILE).excluded ?? []) : []);
+  const excluded = excludedOf(c);
   const left = missing.filter((d) => excluded.has(d));
   const what = left.length === missing.length ? 'the archive left out (a delta archive) and the store lacks' : 'neither the archive nor the store holds';
   throw new DistError('ENOENT', `${missing.length} blob${missing.length === 1 ? '' : 's'} ${what}: ${missing.join(' ')}`, { missing, hint: 'import the base image first, or export without --exclude-from' });
+}
+
+/** The digests a delta archive says it left out. */
+function excludedOf(c: Contents): Set<string> {
+  if (!c.metadata.has(EXCLUDED_FILE)) return new Set();
+  const list = parseJson(c, EXCLUDED_FILE)?.excluded;
+  return new Set(Array.isArray(list) ? list.filter((d: unknown) => typeof d === 'string') : []);
 }
 
 /** An archive path, through its symlinks and hardlinks (at most 16 hops). */

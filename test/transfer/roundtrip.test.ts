@@ -105,3 +105,20 @@ test('import: a manifest.json whose layers are blobs/ entries (Docker 25+ withou
   await dist(['--root', copy, 'unpack', 'docker.io/library/single:1', join(s.dir, 'rootfs')]);
   assert.equal(readFileSync(join(s.dir, 'rootfs', 'c.txt'), 'utf8'), 'c\n');
 });
+
+test('import: an index with only some of its platforms (as ctr export writes) imports what is there; export says what is missing', async (t) => {
+  const s = await twoImages(t);
+  const file = join(s.dir, 'multi.tar');
+  await dist(['--root', s.root, 'export', 'multi:1', '-o', file]);
+  const armOnly = [s.arm.manifest, s.arm.config, ...s.arm.layers].map((d) => `blobs/sha256/${d.slice(7)}`);
+  sh(`tar --delete -f ${file} ${armOnly.join(' ')}`);
+  const copy = join(s.dir, 'copy');
+  assert.equal(await dist(['--root', copy, 'import', file]), 'multi:1\n');
+  assert.deepEqual(names(copy), [['multi:1', s.index.digest]]);
+  await dist(['--root', copy, 'unpack', '--platform', 'linux/amd64', 'multi:1', join(s.dir, 'rootfs')]);
+  assert.equal(readFileSync(join(s.dir, 'rootfs', 'a.txt'), 'utf8'), 'amd64\n');
+  const again = await spawnDist(['--root', copy, 'export', 'multi:1', '-o', join(s.dir, 'again.tar')]);
+  assert.equal(again.status, 1);
+  assert.match(again.stderr, /^dist export: multi:1: the store holds only some platforms of this index \(not linux\/arm64\/v8\) \(export one with --platform/);
+  await dist(['--root', copy, 'export', '--platform', 'linux/amd64', 'multi:1', '-o', join(s.dir, 'again.tar')]);
+});
