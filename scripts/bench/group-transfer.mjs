@@ -3,12 +3,17 @@
 // archive beside the full one; peak RSS of export and import on the large image. Everything
 // reads and writes the same tmpfs (ctx.scratch), podman's storage included.
 import { execFileSync } from 'node:child_process';
-import { statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { containers } from '../../out/test/helpers/podman.js';
 
 export default async function transfer(ctx) {
-  const { DIST, R, meta, scratch, hyperfine, ratio, fmt, peakRss } = ctx;
+  const { DIST, R, meta, hyperfine, ratio, fmt, peakRss } = ctx;
+  // A directory of its own on the same tmpfs: ctx.scratch has a fixed path, which every run
+  // (another checkout's bench too) clears when it starts, podman's storage included.
+  const scratch = `${ctx.scratch}-transfer-${process.pid}`;
+  mkdirSync(scratch, { recursive: true });
+  ctx.hook.after(() => rmSync(scratch, { recursive: true, force: true }));
   // podman's storage on the same tmpfs as dist's store: containers() makes it under $TMPDIR.
   const tmpdir = process.env.TMPDIR;
   process.env.TMPDIR = scratch;
