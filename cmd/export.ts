@@ -1,6 +1,5 @@
-import type { Command } from './spec.js';
+import { usageError, type Command } from './spec.js';
 import { storePaths } from './store.js';
-import { PLATFORM_OPTION } from './pull.js';
 import { DistError } from '../lib/errors.js';
 
 export const exportCmd: Command = {
@@ -10,7 +9,7 @@ export const exportCmd: Command = {
   options: {
     output: { type: 'string', alias: 'o', describe: 'the archive file, or - for stdout (the default when stdout is not a terminal)' },
     format: { type: 'string', default: 'oci', describe: 'oci (OCI layout plus manifest.json) or docker (the classic docker save layout)' },
-    ...PLATFORM_OPTION,
+    platform: { type: 'string', describe: 'export only this os/arch[/variant] of an index (default: every platform it has)' },
     'exclude-from': { type: 'string', describe: 'leave out the blobs listed in FILE, one digest a line (dist list -q on the target): a delta archive' },
   },
   examples: [
@@ -23,7 +22,7 @@ export const exportCmd: Command = {
     const { hostPlatform, parsePlatform } = await import('../lib/image/platform.js');
     const { exportImages } = await import('../lib/transfer/export.js');
     const { exportTo, readExcludes } = await import('../lib/transfer/files.js');
-    if (args.format !== 'oci' && args.format !== 'docker') throw new DistError('EINVAL', `--format must be oci or docker, got ${JSON.stringify(args.format)}`);
+    if (args.format !== 'oci' && args.format !== 'docker') throw usageError(`--format must be oci or docker, got ${JSON.stringify(args.format)}`);
     const output: string = args.output ?? '-';
     if (output === '-' && io.isTTY) throw new DistError('EINVAL', 'refusing to write an archive to a terminal', { hint: 'use -o FILE or a pipe' });
     const exclude = args.excludeFrom !== undefined ? await readExcludes(args.excludeFrom) : undefined;

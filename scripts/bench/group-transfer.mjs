@@ -3,7 +3,7 @@
 // archive beside the full one; peak RSS of export and import on the large image. Everything
 // reads and writes the same tmpfs (ctx.scratch), podman's storage included.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { containers } from '../../out/test/helpers/podman.js';
 
@@ -20,6 +20,10 @@ export default async function transfer(ctx) {
   const pod = await containers(ctx.hook);
   if (tmpdir === undefined) delete process.env.TMPDIR;
   else process.env.TMPDIR = tmpdir;
+  // Locks of its own: the default shm lock (/dev/shm/libpod_lock) is shared with every other
+  // podman on the machine, and loads failed (status 125) now and then while other checkouts'
+  // tests reset theirs. The [engine] table is the last one in the file containers() writes.
+  appendFileSync(pod.env.CONTAINERS_CONF, 'lock_type = "file"\n');
   const podEnv = ['CONTAINERS_STORAGE_CONF', 'CONTAINERS_CONF', 'CONTAINERS_REGISTRIES_CONF', 'XDG_RUNTIME_DIR', 'TMPDIR'].map((k) => `${k}=${pod.env[k]}`).join(' ');
   const podman = `env ${podEnv} podman`;
 
@@ -42,7 +46,7 @@ export default async function transfer(ctx) {
     const imp = join(scratch, `tx-imp-${image}`);
     const im = hyperfine(`import-${image}`, {
       'dist import': `${DIST} --root ${imp} import ${archive} > /dev/null`,
-      'podman load': `${podman} load -q -i ${archive} > /dev/null`,
+      'podman load': `${podman} load -q -i ${archive} > /dev/null 2>> ${scratch}/podman.log`,
     }, { prepare: { [`${DIST} --root ${imp} import ${archive} > /dev/null`]: `rm -rf ${imp}; sync`, default: `${podman} rmi -a -f > /dev/null 2>&1; sync` } });
     rows.push([`import ${what}`, 'dist import FILE', fmt(im['dist import']), '', '']);
     rows.push(['', 'podman load -i FILE (vfs)', fmt(im['podman load']), 'dist/podman', ratio(im['dist import'], im['podman load']).toFixed(2)]);
