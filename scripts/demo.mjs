@@ -36,6 +36,9 @@ async function main() {
   ]);
   const img = await buildImage(join(demo, '.build', 'layout'), 'latest', [{ tar: base, compression: 'gzip' }, { tar: app, compression: 'gzip' }], { docker: true });
   await pushFromLayout(reg, join(demo, '.build', 'layout'), 'demo/busybox', 'latest', img.manifest, img.mediaType);
+  // The base alone, for the device story (section 4): the same busybox layer, byte for byte.
+  const baseImg = await buildImage(join(demo, '.build', 'layout'), 'base', [{ tar: base, compression: 'gzip' }], { docker: true });
+  await pushFromLayout(reg, join(demo, '.build', 'layout'), 'demo/base', 'latest', baseImg.manifest, baseImg.mediaType);
   rmSync(join(demo, '.build'), { recursive: true, force: true });
   process.stdout.write(`pushed ${R}/demo/busybox:latest (${img.layers.length} layers)\n`);
 
@@ -55,6 +58,14 @@ async function main() {
   run(`diff <${listing('rootfs-seed')} <${listing('rootfs')} && echo "rootfs-seed and rootfs are identical (paths, types, modes, owners, sizes, link targets)"`);
   run('ls -l rootfs rootfs/app && cat rootfs/etc/motd');
   if (process.getuid?.() === 0) run('chroot rootfs /app/hello');
+
+  process.stdout.write('\n# 4. A device no registry reaches: it holds the base; it gets only what it lacks\n');
+  run(`dist pull ${R}/demo/base:latest && dist export ${R}/demo/base:latest | dist --root device import`);
+  run('dist --root device list');
+  run(`dist export ${R}/demo/busybox:latest --exclude-from <(dist --root device list -q) -o app-delta.tar`);
+  run(`dist export ${R}/demo/busybox:latest -o app-full.tar && ls -l app-delta.tar app-full.tar && tar tvf app-delta.tar`);
+  run('dist --root device import app-delta.tar');
+  run(`dist --root device unpack ${R}/demo/busybox:latest ./device-rootfs && cat device-rootfs/etc/motd`);
   process.stdout.write(`\nDone: the rootfs is in ${join(demo, 'rootfs')} (and the store, an OCI layout, in ${join(demo, '.content')}).\n`);
 }
 
