@@ -39,7 +39,8 @@ function positionals(command: Command): string[] {
 
 /** The words of an example's first dist command, for those a plain split can take. */
 function exampleArgv(example: string, name: string): string[] | undefined {
-  const first = example.split(/\s*(?:\||&&|<|>)\s*/)[0]!;
+  // Up to the first pipe, list or redirection (`<(...)`, process substitution, stays in).
+  const first = example.split(/\s+(?:\||&&|<|>)\s+/)[0]!;
   if (/[$'"`(]/.test(first)) return undefined;
   const words = first.trim().split(/\s+/);
   if (words[0] !== 'dist' || words[1] !== name) return undefined;
