@@ -1,5 +1,6 @@
 import type { Writable } from 'node:stream';
 import type { PullEvent } from '../lib/pull.js';
+import type { PushEvent } from '../lib/remote/pusher.js';
 import { humanSize } from './io.js';
 
 interface Row {
@@ -25,16 +26,23 @@ export class Progress {
   constructor(
     private readonly out: Writable,
     private readonly width = 30,
+    /** What a started blob is doing: downloading (pull) or uploading (push, copy). */
+    private readonly verb = 'downloading',
   ) {}
 
-  on(e: PullEvent): void {
+  /** Sets the first line (push and copy have no 'resolved' event). */
+  title(text: string): void {
+    this.header = text;
+  }
+
+  on(e: PullEvent | PushEvent): void {
     if (e.event === 'resolved') this.header = `${e.ref} ${e.digest}`;
     else if (e.event === 'platform') this.header += ` (${e.platform})`;
     else if (e.event === 'blob') {
       const row = this.rows.get(e.digest) ?? { kind: e.kind, digest: e.digest, size: e.size, bytes: 0, status: 'waiting' };
-      row.status = e.status === 'start' ? (e.resumedFrom ? 'resuming' : 'downloading') : e.status;
+      row.status = e.status === 'start' ? (e.resumedFrom ? 'resuming' : this.verb) : e.status;
       if (e.status === 'start') row.bytes = e.resumedFrom ?? 0;
-      if (e.status === 'done' || e.status === 'exists' || e.status === 'shared') row.bytes = row.size;
+      if (e.status !== 'start') row.bytes = row.size;
       this.rows.set(e.digest, row);
     } else if (e.event === 'progress') {
       const row = this.rows.get(e.digest);
