@@ -218,7 +218,9 @@ class Upload {
       await res.body.dump();
       this.location = this.next(res);
       const m = /^(?:bytes=)?0-(\d+)$/.exec(header(res, 'range') ?? '');
-      return m ? Number(m[1]) + 1 : 0;
+      // distribution answers `0-0` for an empty upload too: read it as nothing held (a
+      // registry that did hold one byte fails the closing PUT's digest check instead).
+      return m && m[1] !== '0' ? Number(m[1]) + 1 : 0;
     }
     await res.body.dump();
     this.location = undefined;
