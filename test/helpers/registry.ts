@@ -134,6 +134,8 @@ export interface TokenServer {
   refused: number;
   /** Token requests by POST (the OAuth2 refresh-token grant). */
   posts: number;
+  /** The scopes asked for by every token request, in order (`repository:team/app:pull,push`). */
+  scopes: string[];
   stop(): Promise<void>;
 }
 
@@ -155,7 +157,7 @@ async function startTokenServer(dir: string, user: string, password: string): Pr
   if (r.status !== 0) throw new Error(`openssl failed: ${r.stderr}`);
   const key = await readFile(keyPath, 'utf8');
   const certDer = new X509Certificate(await readFile(certPath)).raw;
-  const state = { issued: 0, refused: 0, posts: 0 };
+  const state = { issued: 0, refused: 0, posts: 0, scopes: [] as string[] };
   const server: Server = createServer(async (req, res) => {
     const u = new URL(req.url ?? '/', 'http://x');
     let given: string | undefined;
@@ -180,6 +182,7 @@ async function startTokenServer(dir: string, user: string, password: string): Pr
       const auth = req.headers.authorization ?? '';
       given = auth.startsWith('Basic ') ? Buffer.from(auth.slice(6), 'base64').toString() : undefined;
     }
+    state.scopes.push(...scopes);
     if (given !== undefined && given !== `${user}:${password}`) {
       state.refused++;
       res.writeHead(401, { 'content-type': 'application/json' });
@@ -214,6 +217,9 @@ async function startTokenServer(dir: string, user: string, password: string): Pr
     },
     get posts() {
       return state.posts;
+    },
+    get scopes() {
+      return state.scopes;
     },
     stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
