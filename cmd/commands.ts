@@ -14,9 +14,10 @@ import { ingest } from './ingest.js';
 import { list } from './list.js';
 import { path } from './path.js';
 import { push } from './push.js';
+import { copy } from './copy.js';
 import { login } from './login.js';
 import { logout } from './logout.js';
 import type { Command } from './spec.js';
 
 /** Every command, in the order `dist --help` lists them. */
-export const COMMANDS: Command[] = [fetch, ingest, active, list, path, del, get, apply, pull, unpack, images, gc, verify, resolve, tags, push, login, logout];
+export const COMMANDS: Command[] = [fetch, ingest, active, list, path, del, get, apply, pull, unpack, images, gc, verify, resolve, tags, push, copy, login, logout];
