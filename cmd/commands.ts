@@ -15,9 +15,10 @@ import { list } from './list.js';
 import { path } from './path.js';
 import { push } from './push.js';
 import { copy } from './copy.js';
+import { inspect } from './inspect.js';
 import { login } from './login.js';
 import { logout } from './logout.js';
 import type { Command } from './spec.js';
 
 /** Every command, in the order `dist --help` lists them. */
-export const COMMANDS: Command[] = [fetch, ingest, active, list, path, del, get, apply, pull, unpack, images, gc, verify, resolve, tags, push, copy, login, logout];
+export const COMMANDS: Command[] = [fetch, ingest, active, list, path, del, get, apply, pull, unpack, images, gc, verify, resolve, tags, push, copy, login, logout, inspect];
