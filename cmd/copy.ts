@@ -1,6 +1,5 @@
 import { wholeNumber, type Command } from './spec.js';
 import { REMOTE_OPTIONS, clientFor } from './remote.js';
-import { ndjson, print } from './io.js';
 import { PLATFORM_OPTION } from './pull.js';
 import { PUSH_JOBS } from './push.js';
 
@@ -23,26 +22,22 @@ export const copy: Command = {
     const { parseImageRef } = await import('../lib/remote/locator.js');
     const { parsePlatform } = await import('../lib/image/platform.js');
     const { copy: copyImage } = await import('../lib/copy.js');
-    const { Progress } = await import('./progress.js');
+    const { transferOutput } = await import('./progress.js');
     const opts = { plainHttp: Boolean(args.plainHttp) };
     const src = parseImageRef(args.source, opts);
     const dst = parseImageRef(args.target, opts);
     const platform = args.platform ? parsePlatform(args.platform) : undefined;
     const jobs = wholeNumber(args.jobs, '--jobs', 1) ?? PUSH_JOBS;
     const client = await clientFor(args, io, 'copy');
-    const progress = !args.json && io.stderrTTY ? new Progress(io.stderr, 30, 'copying') : undefined;
-    progress?.title(`${args.source} -> ${args.target}`);
+    const out = transferOutput(args, io, 'copying', `${args.source} -> ${args.target}`);
     try {
       const result = await copyImage(client, src, dst, {
         platform,
         concurrency: jobs,
         signal: io.signal,
-        onEvent: (e) => {
-          if (args.json) void print(io, ndjson([e]));
-          else if (e.event !== 'platform') progress?.on(e);
-        },
+        onEvent: out.onEvent,
       });
-      if (!args.json) await print(io, `${result.digest}\n`);
+      await out.done(result.digest);
       return 0;
     } finally {
       await client.close();

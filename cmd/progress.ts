@@ -1,7 +1,7 @@
 import type { Writable } from 'node:stream';
 import type { PullEvent } from '../lib/pull.js';
 import type { PushEvent } from '../lib/remote/pusher.js';
-import { humanSize } from './io.js';
+import { humanSize, ndjson, print, type IO } from './io.js';
 
 interface Row {
   kind: string;
@@ -71,4 +71,22 @@ export class Progress {
     this.out.write(`${clear}${lines.join('\n')}\n`);
     this.drawn = lines.length;
   }
+}
+
+/**
+ * The output of a push or copy: `--json` events on stdout, else live progress on a terminal
+ * (stderr) and nothing else until the digest.
+ */
+export function transferOutput(args: { json?: boolean }, io: IO, verb: string, title: string): { onEvent: (e: PushEvent | { event: string }) => void; done: (digest: string) => Promise<void> } {
+  const progress = !args.json && io.stderrTTY ? new Progress(io.stderr, 30, verb) : undefined;
+  progress?.title(title);
+  return {
+    onEvent: (e) => {
+      if (args.json) void print(io, ndjson([e]));
+      else if (e.event !== 'platform') progress?.on(e as PushEvent);
+    },
+    done: async (digest) => {
+      if (!args.json) await print(io, `${digest}\n`);
+    },
+  };
 }

@@ -1,6 +1,5 @@
 import { usageError, wholeNumber, type Command } from './spec.js';
 import { REMOTE_OPTIONS, clientFor } from './remote.js';
-import { ndjson, print } from './io.js';
 import { storeFor } from './store.js';
 
 /**
@@ -36,25 +35,21 @@ export const push: Command = {
   async run(args, io) {
     const { parseImageRef } = await import('../lib/remote/locator.js');
     const { push: pushImage } = await import('../lib/push.js');
-    const { Progress } = await import('./progress.js');
+    const { transferOutput } = await import('./progress.js');
     const targetText: string | undefined = args.target ?? (isFullRef(args.image) ? args.image : undefined);
     if (!targetText) throw usageError(`${JSON.stringify(args.image)} is not a full reference (host/repo:tag): give the target`);
     const target = parseImageRef(targetText, { plainHttp: Boolean(args.plainHttp) });
     const jobs = wholeNumber(args.jobs, '--jobs', 1) ?? PUSH_JOBS;
     const store = await storeFor(args, io);
     const client = await clientFor(args, io, 'push');
-    const progress = !args.json && io.stderrTTY ? new Progress(io.stderr, 30, 'uploading') : undefined;
-    progress?.title(`${args.image} -> ${targetText}`);
+    const out = transferOutput(args, io, 'uploading', `${args.image} -> ${targetText}`);
     try {
       const result = await pushImage(store, client, args.image, target, {
         concurrency: jobs,
         signal: io.signal,
-        onEvent: (e) => {
-          if (args.json) void print(io, ndjson([e]));
-          else progress?.on(e);
-        },
+        onEvent: out.onEvent,
       });
-      if (!args.json) await print(io, `${result.digest}\n`);
+      await out.done(result.digest);
       return 0;
     } finally {
       await client.close();
