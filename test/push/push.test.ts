@@ -74,18 +74,20 @@ test('push: a large blob goes in chunks; 429/503 on POST, PATCH and PUT are retr
   // The image goes into the store from an OCI layout by way of a first registry.
   await pushFromLayout(reg, src, 'seed/app', '1', img.manifest, img.mediaType);
   assert.equal((await runCli(['pull', `${reg.host}/seed/app:1`], { root })).status, 0);
-  proxy.rules = [
-    { method: 'POST', path: /\/blobs\/uploads\/$/, fault: { status: 429, retryAfter: '0' }, times: 1 },
-    { method: 'POST', path: /\/blobs\/uploads\/$/, fault: { status: 503 }, times: 1 },
-    { method: 'PATCH', path: /\/blobs\/uploads\//, fault: { status: 503, retryAfter: '0' }, times: 1 },
-    { method: 'PUT', path: /\/blobs\/uploads\/.*digest=/, fault: { status: 503, retryAfter: '0' }, times: 1 },
-  ];
-  // The second chunk (32 MiB from byte 32 MiB; the third PATCH) breaks after 20 MiB of its body.
-  let patches = 0;
+  // Per request kind, in order: the first POST gets 429 (Retry-After: 0), the second 503; the
+  // first PATCH 503; the third PATCH (the second chunk, 32 MiB from byte 32 MiB) is reset after
+  // 20 MiB of its body; the first closing PUT 503.
+  const count: Record<string, number> = {};
   const realTake = (proxy as any).take.bind(proxy);
   (proxy as any).take = (req: any) => {
     const faults = realTake(req);
-    if (req.method === 'PATCH' && ++patches === 3) faults.push({ resetRequestAfter: 20 * MiB });
+    const kind = req.method === 'PUT' && /digest=/.test(req.url) ? 'close' : req.method;
+    const n = (count[kind] = (count[kind] ?? 0) + 1);
+    if (kind === 'POST' && n === 1) faults.push({ status: 429, retryAfter: '0' });
+    if (kind === 'POST' && n === 2) faults.push({ status: 503 });
+    if (kind === 'PATCH' && n === 1) faults.push({ status: 503, retryAfter: '0' });
+    if (kind === 'PATCH' && n === 3) faults.push({ resetRequestAfter: 20 * MiB });
+    if (kind === 'close' && n === 1) faults.push({ status: 503, retryAfter: '0' });
     return faults;
   };
   const r = await runCli(['push', '--json', `${reg.host}/seed/app:1`, `${proxy.host}/big/app:1`], { root, env: { DIST_DEBUG: '0' } });
