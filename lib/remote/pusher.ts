@@ -32,6 +32,11 @@ export interface BlobSource {
   open(start: number, end: number): Readable | Promise<Readable>;
 }
 
+/**
+ * What a push or copy reports, one event per step: a blob found (`exists`), mounted, started and
+ * done (`sent` bytes on the wire), upload progress every MiB, a resume after a reset or a
+ * retryable status (`offset` is where the registry stood), each manifest put, and the totals.
+ */
 export type PushEvent =
   | { event: 'blob'; status: 'exists' | 'mounted' | 'start' | 'done'; kind: string; digest: string; size: number; sent?: number; from?: string; resumedFrom?: number }
   | { event: 'progress'; digest: string; bytes: number; size: number }
@@ -362,7 +367,7 @@ export async function pushManifest(client: RegistryClient, loc: Locator, referen
   const where = `${loc.host}/${loc.repository}${reference.includes(':') ? '@' : ':'}${reference}`;
   if (res.statusCode === 413) {
     const detail = await errorText(res);
-    return Promise.reject(new DistError('EREMOTE', `${where}: the manifest (${bytes.length} bytes) is over the registry's size limit (413${detail ? ` ${detail}` : ''})`, { status: 413 }));
+    throw new DistError('EREMOTE', `${where}: the manifest (${bytes.length} bytes) is over the registry's size limit (413${detail ? ` ${detail}` : ''})`, { status: 413 });
   }
   throw await statusError(res, `${where}: manifest rejected`);
 }

@@ -167,3 +167,15 @@ test('push: a registry that answers 401 (htpasswd, no credentials) fails in one 
   const res = await fetch(`${reg.url}/v2/team/app/manifests/1`, { headers: { authorization: `Basic ${Buffer.from(`${reg.user}:${reg.password}`).toString('base64')}` } });
   assert.equal(res.status, 404);
 });
+
+test('push: where the registry refuses chunks (405 on PATCH), a large blob goes in one streamed PUT', async (t) => {
+  const { reg, img, root } = await pulled(t);
+  const proxy = await new FaultProxy(reg.url).start(t);
+  proxy.rules = [{ method: 'PATCH', path: /uploads/, fault: { respond: { status: 405, body: '{"errors":[{"code":"UNSUPPORTED","message":"no chunked uploads"}]}' } } }];
+  const r = await runCli(['push', `${reg.host}/team/app:1`, `${proxy.host}/whole/app:1`], { root });
+  assert.equal(r.status, 0, r.stderr);
+  const put = proxy.seen.filter((s) => s.method === 'PUT' && s.url.includes(img.layers[1]!.replace(':', '%3A')));
+  assert.equal(put.length, 1);
+  assert.equal(put[0]!.sent, img.layerSizes[1]);
+  assert.equal(JSON.parse(sh(`skopeo inspect --tls-verify=false docker://${reg.host}/whole/app:1`)).Digest, img.manifest);
+});
