@@ -1,5 +1,5 @@
 import { wholeNumber, type Command } from './spec.js';
-import { REMOTE_OPTIONS, clientFor } from './remote.js';
+import { REMOTE_OPTIONS } from './remote.js';
 import { PLATFORM_OPTION } from './pull.js';
 import { PUSH_JOBS } from './push.js';
 
@@ -22,25 +22,14 @@ export const copy: Command = {
     const { parseImageRef } = await import('../lib/remote/locator.js');
     const { parsePlatform } = await import('../lib/image/platform.js');
     const { copy: copyImage } = await import('../lib/copy.js');
-    const { transferOutput } = await import('./progress.js');
+    const { transfer } = await import('./progress.js');
     const opts = { plainHttp: Boolean(args.plainHttp) };
     const src = parseImageRef(args.source, opts);
     const dst = parseImageRef(args.target, opts);
     const platform = args.platform ? parsePlatform(args.platform) : undefined;
     const jobs = wholeNumber(args.jobs, '--jobs', 1) ?? PUSH_JOBS;
-    const client = await clientFor(args, io, 'copy');
-    const out = transferOutput(args, io, 'copying', `${args.source} -> ${args.target}`);
-    try {
-      const result = await copyImage(client, src, dst, {
-        platform,
-        concurrency: jobs,
-        signal: io.signal,
-        onEvent: out.onEvent,
-      });
-      await out.done(result.digest);
-      return 0;
-    } finally {
-      await client.close();
-    }
+    return transfer(args, io, 'copy', `${args.source} -> ${args.target}`, (client, onEvent) =>
+      copyImage(client, src, dst, { platform, concurrency: jobs, signal: io.signal, onEvent }),
+    );
   },
 };

@@ -1,7 +1,10 @@
 import type { Writable } from 'node:stream';
 import type { PullEvent } from '../lib/pull.js';
 import type { PushEvent } from '../lib/remote/pusher.js';
+import type { RegistryClient } from '../lib/remote/client.js';
 import { humanSize, ndjson, print, type IO } from './io.js';
+import { clientFor } from './remote.js';
+import type { Args } from './spec.js';
 
 interface Row {
   kind: string;
@@ -74,19 +77,27 @@ export class Progress {
 }
 
 /**
- * The output of a push or copy: `--json` events on stdout, else live progress on a terminal
- * (stderr) and nothing else until the digest.
+ * Runs a push or copy with a registry client made from the flags, and prints what it does:
+ * `--json` events on stdout, else live progress on a terminal (stderr) and then the digest.
  */
-export function transferOutput(args: { json?: boolean }, io: IO, verb: string, title: string): { onEvent: (e: PushEvent | { event: string }) => void; done: (digest: string) => Promise<void> } {
-  const progress = !args.json && io.stderrTTY ? new Progress(io.stderr, 30, verb) : undefined;
+export async function transfer(
+  args: Args,
+  io: IO,
+  command: string,
+  title: string,
+  work: (client: RegistryClient, onEvent: (e: PushEvent | { event: string }) => void) => Promise<{ digest: string }>,
+): Promise<number> {
+  const progress = !args.json && io.stderrTTY ? new Progress(io.stderr, 30, 'uploading') : undefined;
   progress?.title(title);
-  return {
-    onEvent: (e) => {
+  const client = await clientFor(args, io, command);
+  try {
+    const result = await work(client, (e) => {
       if (args.json) void print(io, ndjson([e]));
       else if (e.event !== 'platform') progress?.on(e as PushEvent);
-    },
-    done: async (digest) => {
-      if (!args.json) await print(io, `${digest}\n`);
-    },
-  };
+    });
+    if (!args.json) await print(io, `${result.digest}\n`);
+    return 0;
+  } finally {
+    await client.close();
+  }
 }

@@ -1,5 +1,5 @@
 import { usageError, wholeNumber, type Command } from './spec.js';
-import { REMOTE_OPTIONS, clientFor } from './remote.js';
+import { REMOTE_OPTIONS } from './remote.js';
 import { storeFor } from './store.js';
 
 /**
@@ -35,24 +35,14 @@ export const push: Command = {
   async run(args, io) {
     const { parseImageRef } = await import('../lib/remote/locator.js');
     const { push: pushImage } = await import('../lib/push.js');
-    const { transferOutput } = await import('./progress.js');
+    const { transfer } = await import('./progress.js');
     const targetText: string | undefined = args.target ?? (isFullRef(args.image) ? args.image : undefined);
     if (!targetText) throw usageError(`${JSON.stringify(args.image)} is not a full reference (host/repo:tag): give the target`);
     const target = parseImageRef(targetText, { plainHttp: Boolean(args.plainHttp) });
     const jobs = wholeNumber(args.jobs, '--jobs', 1) ?? PUSH_JOBS;
     const store = await storeFor(args, io);
-    const client = await clientFor(args, io, 'push');
-    const out = transferOutput(args, io, 'uploading', `${args.image} -> ${targetText}`);
-    try {
-      const result = await pushImage(store, client, args.image, target, {
-        concurrency: jobs,
-        signal: io.signal,
-        onEvent: out.onEvent,
-      });
-      await out.done(result.digest);
-      return 0;
-    } finally {
-      await client.close();
-    }
+    return transfer(args, io, 'push', `${args.image} -> ${targetText}`, (client, onEvent) =>
+      pushImage(store, client, args.image, target, { concurrency: jobs, signal: io.signal, onEvent }),
+    );
   },
 };

@@ -11,8 +11,8 @@ import { startRegistry } from '../../out/test/helpers/registry.js';
 
 export default async function pushGroup(ctx) {
   const { DIST, R, work, scratch, hook, hyperfine, peakRss, ratio, fmt } = ctx;
-  const forDist = await startRegistry(hook);
-  const forSkopeo = await startRegistry(hook);
+  const forDist = await startRegistry(hook, { discardLog: true });
+  const forSkopeo = await startRegistry(hook, { discardLog: true });
   const fresh = (reg) => `rm -rf ${reg.dir}/data; sync`;
   // Beside the shared scratch rather than in it: a bench run elsewhere on this machine empties
   // /dev/shm/dist-bench when it starts, which took this store away mid-run once.

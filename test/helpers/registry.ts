@@ -42,6 +42,12 @@ export interface RegistryOptions {
   auth?: 'htpasswd' | 'token';
   /** Serve HTTPS with a fresh self-signed certificate for 127.0.0.1 (its PEM path is `caFile`). */
   tls?: boolean;
+  /**
+   * Discard the registry's log rather than read it. make bench runs hyperfine synchronously:
+   * no event loop reads the pipe meanwhile, and a registry whose pipe fills (it logs every 404
+   * at level error) blocks writing and stops answering (seen: skopeo hung on a push).
+   */
+  discardLog?: boolean;
 }
 
 /**
@@ -94,9 +100,9 @@ http:
   addr: ${host}
 ${tls}${auth}`;
   await writeFile(join(dir, 'config.yml'), config);
-  const child: ChildProcess = spawn('docker-registry', ['serve', join(dir, 'config.yml')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child: ChildProcess = spawn('docker-registry', ['serve', join(dir, 'config.yml')], { stdio: ['ignore', 'ignore', opts.discardLog ? 'ignore' : 'pipe'] });
   let stderr = '';
-  child.stderr!.on('data', (c) => (stderr += c));
+  child.stderr?.on('data', (c) => (stderr += c));
   const exited = new Promise((r) => child.on('exit', r));
   const stop = async () => {
     if (child.exitCode === null) {
