@@ -3,9 +3,9 @@ import { REMOTE_OPTIONS } from './remote.js';
 import { storeFor } from './store.js';
 
 /**
- * Parallel blob uploads. 8 x 64 MiB to a loopback docker-registry (scripts/bench/group-push.mjs):
- * the registry's hashing and writing bound it past 2 at once on this 2-core machine; 4 leaves
- * room for a remote registry's latency, as pull's default does.
+ * Parallel blob uploads: pull's default (cmd/pull.ts, measured there). Not measured for push
+ * yet: -j 1/2/4/8 of 8 x 64 MiB took 6.3/5.2/7.5/7.5 s once each on this 2-core machine while
+ * other work held it at load ~18, which ranks nothing.
  */
 export const PUSH_JOBS = 4;
 
