@@ -16,7 +16,12 @@ import { tags } from './tags.js';
 import { ingest } from './ingest.js';
 import { list } from './list.js';
 import { path } from './path.js';
+import { push } from './push.js';
+import { copy } from './copy.js';
+import { inspect } from './inspect.js';
+import { login } from './login.js';
+import { logout } from './logout.js';
 import type { Command } from './spec.js';
 
 /** Every command, in the order `dist --help` lists them. */
-export const COMMANDS: Command[] = [fetch, ingest, active, abort, list, path, del, get, apply, pull, unpack, images, gc, verify, resolve, tags, exportCmd, importCmd];
+export const COMMANDS: Command[] = [fetch, ingest, active, abort, list, path, del, get, apply, pull, push, copy, unpack, images, inspect, gc, verify, resolve, tags, login, logout, exportCmd, importCmd];

@@ -1,6 +1,10 @@
 import type { Writable } from 'node:stream';
 import type { PullEvent } from '../lib/pull.js';
-import { humanSize } from './io.js';
+import type { PushEvent } from '../lib/remote/pusher.js';
+import type { RegistryClient } from '../lib/remote/client.js';
+import { humanSize, ndjson, print, type IO } from './io.js';
+import { clientFor } from './remote.js';
+import type { Args } from './spec.js';
 
 interface Row {
   kind: string;
@@ -25,16 +29,23 @@ export class Progress {
   constructor(
     private readonly out: Writable,
     private readonly width = 30,
+    /** What a started blob is doing: downloading (pull) or uploading (push, copy). */
+    private readonly verb = 'downloading',
   ) {}
 
-  on(e: PullEvent): void {
+  /** Sets the first line (push and copy have no 'resolved' event). */
+  title(text: string): void {
+    this.header = text;
+  }
+
+  on(e: PullEvent | PushEvent): void {
     if (e.event === 'resolved') this.header = `${e.ref} ${e.digest}`;
     else if (e.event === 'platform') this.header += ` (${e.platform})`;
     else if (e.event === 'blob') {
       const row = this.rows.get(e.digest) ?? { kind: e.kind, digest: e.digest, size: e.size, bytes: 0, status: 'waiting' };
-      row.status = e.status === 'start' ? (e.resumedFrom ? 'resuming' : 'downloading') : e.status;
+      row.status = e.status === 'start' ? (e.resumedFrom ? 'resuming' : this.verb) : e.status;
       if (e.status === 'start') row.bytes = e.resumedFrom ?? 0;
-      if (e.status === 'done' || e.status === 'exists' || e.status === 'shared') row.bytes = row.size;
+      if (e.status !== 'start') row.bytes = row.size;
       this.rows.set(e.digest, row);
     } else if (e.event === 'progress') {
       const row = this.rows.get(e.digest);
@@ -62,5 +73,31 @@ export class Progress {
     const clear = this.drawn ? `\x1b[${this.drawn}F\x1b[J` : '';
     this.out.write(`${clear}${lines.join('\n')}\n`);
     this.drawn = lines.length;
+  }
+}
+
+/**
+ * Runs a push or copy with a registry client made from the flags, and prints what it does:
+ * `--json` events on stdout, else live progress on a terminal (stderr) and then the digest.
+ */
+export async function transfer(
+  args: Args,
+  io: IO,
+  command: string,
+  title: string,
+  work: (client: RegistryClient, onEvent: (e: PushEvent | { event: string }) => void) => Promise<{ digest: string }>,
+): Promise<number> {
+  const progress = !args.json && io.stderrTTY ? new Progress(io.stderr, 30, 'uploading') : undefined;
+  progress?.title(title);
+  const client = await clientFor(args, io, command);
+  try {
+    const result = await work(client, (e) => {
+      if (args.json) void print(io, ndjson([e]));
+      else if (e.event !== 'platform') progress?.on(e as PushEvent);
+    });
+    if (!args.json) await print(io, `${result.digest}\n`);
+    return 0;
+  } finally {
+    await client.close();
   }
 }

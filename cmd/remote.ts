@@ -1,5 +1,6 @@
 import type { RegistryClient } from '../lib/remote/client.js';
 import type { Locator } from '../lib/remote/locator.js';
+import type { CredentialSource } from '../lib/remote/auth.js';
 import { write, type IO } from './io.js';
 import type { Args, OptSpec } from './spec.js';
 
@@ -10,13 +11,13 @@ export const REMOTE_OPTIONS: Record<string, OptSpec> = {
   'ca-file': { type: 'string', describe: 'PEM file of CA certificates to trust' },
 };
 
-/** A registry client configured from the flags and the environment's credentials. */
-export async function clientFor(args: Args, io: IO, command: string): Promise<RegistryClient> {
+/** A registry client configured from the flags and the environment's credentials (or the ones given: login). */
+export async function clientFor(args: Args, io: IO, command: string, credentials?: CredentialSource): Promise<RegistryClient> {
   const { RegistryClient } = await import('../lib/remote/client.js');
   const { credentialSource } = await import('../lib/remote/auth.js');
   if (args.insecure) await write(io.stderr, `dist ${command}: warning: TLS certificate verification is disabled\n`);
   return new RegistryClient({
-    credentials: credentialSource(io.env),
+    credentials: credentials ?? credentialSource(io.env),
     insecure: Boolean(args.insecure),
     caFile: args.caFile,
     extraCaFile: io.extraCaFile,

@@ -10,6 +10,7 @@ import { MANIFEST_TYPES, isIndex, isManifest, type Descriptor, type Platform } f
 import { listNames, localDescriptor, setName } from './image/names.js';
 import { formatPlatform, selectManifest } from './image/platform.js';
 import { readJsonBlob } from './image/walk.js';
+import { recordSources } from './image/sources.js';
 import type { RegistryClient } from './remote/client.js';
 import { fetchManifest, openBlob, readBlob, resolve } from './remote/fetcher.js';
 import { formatRef, type ImageRef } from './remote/locator.js';
@@ -94,6 +95,8 @@ export async function pull(store: Store, client: RegistryClient, ref: ImageRef, 
     const { top, bytes: topBytes } = await asked;
     emit({ event: 'resolved', ref: formatRef(ref), digest: top.digest, mediaType: top.mediaType, size: top.size });
 
+    /** Every digest of the image, for recordSources. */
+    const pulled: string[] = [];
     /** Digests committed by putBlob, whose directory entries are synced before naming. */
     const put: string[] = [];
     const blobRef = (digest: string) => `${ref.host}/${ref.repository}@${digest}`;
@@ -101,6 +104,7 @@ export async function pull(store: Store, client: RegistryClient, ref: ImageRef, 
     /** Counts a blob; true (and reported) when the store has it already. */
     const present = async (desc: Descriptor, kind: BlobKind): Promise<boolean> => {
       blobs++;
+      pulled.push(desc.digest);
       if (!(await store.has(desc.digest))) return false;
       existing++;
       emit({ event: 'blob', status: 'exists', kind, digest: desc.digest, size: desc.size });
@@ -205,6 +209,8 @@ export async function pull(store: Store, client: RegistryClient, ref: ImageRef, 
       throw new DistError('EINVAL', `${formatRef(ref)}: unsupported media type ${top.mediaType}`);
     }
     syncBlobDirs(store, put);
+    // Where the blobs came from, so that a push to the same registry can mount them.
+    recordSources(store, ref.host, ref.repository, pulled);
     await setName(store, name, named);
     emit({ event: 'done', name, digest: named.digest, blobs, fetched, existing });
     return { name, descriptor: named, fetched };

@@ -9,7 +9,9 @@ export type Fault =
   | { corrupt: true }
   | { redirectTo: string }
   | { requireBasic: string }
-  | { respond: { status: number; body: Buffer | string; headers?: Record<string, string> } };
+  | { respond: { status: number; body: Buffer | string; headers?: Record<string, string> } }
+  /** Reads this many bytes of the request body, then resets the client's connection; the registry never sees the request. */
+  | { resetRequestAfter: number };
 
 export interface Rule {
   /** Which requests: method and a path regexp. */
@@ -28,6 +30,9 @@ export interface Seen {
   status: number;
   /** Body bytes sent to the client. */
   bytes: number;
+  /** Request body bytes received from the client (uploads). */
+  sent: number;
+  contentRange?: string;
 }
 
 /**
@@ -61,6 +66,11 @@ export class FaultProxy {
     return `http://${this.host}`;
   }
 
+  /** Request body bytes received for requests whose path matches (and method, if given). */
+  sentFor(path: RegExp, method?: string): number {
+    return this.seen.filter((s) => path.test(s.url) && (!method || s.method === method)).reduce((n, s) => n + s.sent, 0);
+  }
+
   /** Body bytes sent for requests whose path matches. */
   bytesFor(path: RegExp): number {
     return this.seen.filter((s) => path.test(s.url)).reduce((n, s) => n + s.bytes, 0);
@@ -89,8 +99,18 @@ export class FaultProxy {
       authorization: req.headers.authorization,
       status: 0,
       bytes: 0,
+      sent: 0,
+      contentRange: req.headers['content-range'],
     };
     this.seen.push(record);
+    req.on('data', (c: Buffer) => (record.sent += c.length));
+    const cut = faults.find((f): f is { resetRequestAfter: number } => 'resetRequestAfter' in f);
+    if (cut) {
+      req.on('data', () => {
+        if (record.sent >= cut.resetRequestAfter && !req.socket.destroyed) req.socket.resetAndDestroy();
+      });
+      return;
+    }
     const gate = faults.find((f): f is { requireBasic: string } => 'requireBasic' in f);
     if (gate && req.headers.authorization !== `Basic ${Buffer.from(gate.requireBasic).toString('base64')}`) {
       record.status = 401;
@@ -125,6 +145,9 @@ export class FaultProxy {
     }
     const headers = { ...req.headers };
     delete headers.host;
+    // The registry builds upload Locations from this (distribution honours X-Forwarded-Host),
+    // so that uploads come back through the proxy rather than around it.
+    headers['x-forwarded-host'] = this.host;
     if (faults.some((f) => 'ignoreRange' in f)) delete headers.range;
     if (gate) delete headers.authorization; // the gate is ours; the upstream registry is anonymous
     const up = new URL(req.url ?? '/', this.upstream);

@@ -44,6 +44,12 @@ export interface RegistryOptions {
   tls?: boolean;
   /** More names the TLS certificate is valid for (a name only a proxy resolves, say). */
   tlsNames?: string[];
+  /**
+   * Discard the registry's log rather than read it. make bench runs hyperfine synchronously:
+   * no event loop reads the pipe meanwhile, and a registry whose pipe fills (it logs every 404
+   * at level error) blocks writing and stops answering (seen: skopeo hung on a push).
+   */
+  discardLog?: boolean;
 }
 
 /**
@@ -96,9 +102,9 @@ http:
   addr: ${host}
 ${tls}${auth}`;
   await writeFile(join(dir, 'config.yml'), config);
-  const child: ChildProcess = spawn('docker-registry', ['serve', join(dir, 'config.yml')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child: ChildProcess = spawn('docker-registry', ['serve', join(dir, 'config.yml')], { stdio: ['ignore', 'ignore', opts.discardLog ? 'ignore' : 'pipe'] });
   let stderr = '';
-  child.stderr!.on('data', (c) => (stderr += c));
+  child.stderr?.on('data', (c) => (stderr += c));
   const exited = new Promise((r) => child.on('exit', r));
   const stop = async () => {
     if (child.exitCode === null) {
@@ -136,6 +142,8 @@ export interface TokenServer {
   refused: number;
   /** Token requests by POST (the OAuth2 refresh-token grant). */
   posts: number;
+  /** The scopes asked for by every token request, in order (`repository:team/app:pull,push`). */
+  scopes: string[];
   stop(): Promise<void>;
 }
 
@@ -157,7 +165,7 @@ async function startTokenServer(dir: string, user: string, password: string): Pr
   if (r.status !== 0) throw new Error(`openssl failed: ${r.stderr}`);
   const key = await readFile(keyPath, 'utf8');
   const certDer = new X509Certificate(await readFile(certPath)).raw;
-  const state = { issued: 0, refused: 0, posts: 0 };
+  const state = { issued: 0, refused: 0, posts: 0, scopes: [] as string[] };
   const server: Server = createServer(async (req, res) => {
     const u = new URL(req.url ?? '/', 'http://x');
     let given: string | undefined;
@@ -182,6 +190,7 @@ async function startTokenServer(dir: string, user: string, password: string): Pr
       const auth = req.headers.authorization ?? '';
       given = auth.startsWith('Basic ') ? Buffer.from(auth.slice(6), 'base64').toString() : undefined;
     }
+    state.scopes.push(...scopes);
     if (given !== undefined && given !== `${user}:${password}`) {
       state.refused++;
       res.writeHead(401, { 'content-type': 'application/json' });
@@ -216,6 +225,9 @@ async function startTokenServer(dir: string, user: string, password: string): Pr
     },
     get posts() {
       return state.posts;
+    },
+    get scopes() {
+      return state.scopes;
     },
     stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };

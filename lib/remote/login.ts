@@ -1,0 +1,139 @@
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { DistError, sysCode } from '../errors.js';
+import { childProcess } from '../lazy.js';
+import { statusError, type RegistryClient } from './client.js';
+import type { Credentials } from './auth.js';
+import type { Locator } from './locator.js';
+
+/**
+ * Checks credentials against a registry: GET /v2/ with the basic or bearer handshake, the
+ * client having been made with exactly these credentials. A registry that asks for none says
+ * 200 at once (docker login accepts that too). Errors: EREMOTE (authentication failed, with the
+ * registry's reason; unreachable), never naming the password.
+ */
+export async function checkLogin(client: RegistryClient, loc: Locator, signal?: AbortSignal): Promise<void> {
+  const res = await client.request(loc, { method: 'GET', path: '/v2/', signal });
+  if (res.statusCode === 200) {
+    await res.body.dump();
+    return;
+  }
+  throw await statusError(res, `${loc.host}: login check`);
+}
+
+/** Where docker keeps a registry's entry: docker.io under its historical v1 URL. */
+function configKey(host: string): string {
+  return host === 'docker.io' ? 'https://index.docker.io/v1/' : host;
+}
+
+interface DockerConfig {
+  auths?: Record<string, Record<string, unknown>>;
+  credsStore?: string;
+  credHelpers?: Record<string, string>;
+  [key: string]: unknown;
+}
+
+function readConfig(path: string): DockerConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if (sysCode(err) === 'ENOENT') return {};
+    throw err;
+  }
+  try {
+    const doc = JSON.parse(text);
+    if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new Error('not an object');
+    return doc;
+  } catch {
+    throw new DistError('EINVAL', `${path}: not valid JSON; not touching it`);
+  }
+}
+
+/**
+ * Writes config.json whole and atomically: a temp file created with mode 0600 in the same
+ * directory, fsynced, renamed over the old one. A crash leaves the old file or the new one,
+ * never half of either, and the credentials are never readable by others even for a moment.
+ */
+function writeConfig(dir: string, config: DockerConfig): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const path = join(dir, 'config.json');
+  const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
+  const fd = openSync(tmp, 'wx', 0o600);
+  try {
+    writeSync(fd, `${JSON.stringify(config, null, '\t')}\n`);
+    fsyncSync(fd);
+  } catch (err) {
+    closeSync(fd);
+    unlinkSync(tmp);
+    throw err;
+  }
+  closeSync(fd);
+  renameSync(tmp, path);
+}
+
+function helperFor(config: DockerConfig, host: string): string | undefined {
+  return config.credHelpers?.[configKey(host)] ?? config.credHelpers?.[host] ?? config.credsStore;
+}
+
+/** Runs `docker-credential-<name> <action>` with `input` on stdin. Errors: EINVAL (not installed), EREMOTE (it failed). */
+function runHelper(name: string, action: 'store' | 'erase', input: string, env: { PATH?: string; HOME?: string }): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = childProcess().spawn(`docker-credential-${name}`, [action], { stdio: ['pipe', 'pipe', 'pipe'], env: { PATH: env.PATH ?? '/usr/bin:/bin', HOME: env.HOME } });
+    let out = '';
+    child.stdout.on('data', (c) => (out += c));
+    child.stderr.on('data', (c) => (out += c));
+    child.on('error', () => reject(new DistError('EINVAL', `credential helper docker-credential-${name} is not installed`)));
+    child.on('close', (code) => {
+      if (code === 0) resolve(out);
+      // The helper's output may echo what it was given: only its first line, never the input.
+      else reject(new DistError('EREMOTE', `credential helper docker-credential-${name} ${action} failed (exit ${code}): ${out.split('\n')[0]!.slice(0, 200)}`, { output: out }));
+    });
+    child.stdin.on('error', () => {});
+    child.stdin.end(input);
+  });
+}
+
+/**
+ * Saves credentials for `host` in `<dir>/config.json` (docker's format): through the configured
+ * `credHelpers`/`credsStore` helper when there is one (with an empty `auths` entry, as docker
+ * leaves), else as `auths[host].auth`. Every other key is kept.
+ */
+export async function saveLogin(dir: string, host: string, creds: Required<Pick<Credentials, 'username' | 'password'>>, env: { PATH?: string; HOME?: string }): Promise<'helper' | 'file'> {
+  const config = readConfig(join(dir, 'config.json'));
+  const key = configKey(host);
+  const helper = helperFor(config, host);
+  config.auths ??= {};
+  if (helper) {
+    await runHelper(helper, 'store', JSON.stringify({ ServerURL: key, Username: creds.username, Secret: creds.password }), env);
+    config.auths[key] = {};
+  } else {
+    config.auths[key] = { auth: Buffer.from(`${creds.username}:${creds.password}`).toString('base64') };
+  }
+  writeConfig(dir, config);
+  return helper ? 'helper' : 'file';
+}
+
+/** Removes the credentials for `host` (file and helper). False when there were none. */
+export async function removeLogin(dir: string, host: string, env: { PATH?: string; HOME?: string }): Promise<boolean> {
+  const config = readConfig(join(dir, 'config.json'));
+  const key = configKey(host);
+  const helper = helperFor(config, host);
+  let removed = false;
+  if (helper) {
+    try {
+      await runHelper(helper, 'erase', key, env);
+      removed = true;
+    } catch (err) {
+      if (!/not found/i.test(String((err as DistError).data?.output ?? ''))) throw err;
+    }
+  }
+  for (const k of [key, host]) {
+    if (config.auths && k in config.auths) {
+      delete config.auths[k];
+      removed = true;
+    }
+  }
+  if (removed) writeConfig(dir, config);
+  return removed;
+}

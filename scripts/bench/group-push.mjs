@@ -1,0 +1,49 @@
+// make bench group: push and copy of the large image (8 x 64 MiB) between loopback registries.
+//   dist push (from the store) vs skopeo copy oci:<layout> docker://  (each to a fresh registry)
+//   dist copy vs skopeo copy --all docker:// docker://                 (each to a fresh registry)
+// "Fresh": the target registry's storage is removed before every run (distribution keeps no
+// cache in this config), so every run uploads all 512 MiB. skopeo gets --preserve-digests:
+// without it, it gzips the uncompressed layers on the way (another image, and ~10 x the CPU).
+import { execFileSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { startRegistry } from '../../out/test/helpers/registry.js';
+
+export default async function pushGroup(ctx) {
+  const { DIST, R, work, scratch, hook, hyperfine, peakRss, ratio, fmt } = ctx;
+  const forDist = await startRegistry(hook, { discardLog: true });
+  const forSkopeo = await startRegistry(hook, { discardLog: true });
+  const fresh = (reg) => `rm -rf ${reg.dir}/data; sync`;
+  // Beside the shared scratch rather than in it: a bench run elsewhere on this machine empties
+  // /dev/shm/dist-bench when it starts, which took this store away mid-run once.
+  const store = `${scratch}-push-${process.pid}`;
+  hook.after(() => rmSync(store, { recursive: true, force: true }));
+  const name = `${R}/bench/large:1`;
+  execFileSync(DIST, ['--root', store, 'pull', name], { stdio: 'ignore' });
+  const layout = join(work, 'layouts', 'large');
+  const rows = [];
+
+  const push = {
+    'dist push': `${DIST} --root ${store} push ${name} ${forDist.host}/bench/large:1`,
+    'skopeo copy oci:': `skopeo copy --quiet --preserve-digests --dest-tls-verify=false oci:${layout}:1 docker://${forSkopeo.host}/bench/large:1`,
+  };
+  const pr = hyperfine('push-large', push, { prepare: { [push['dist push']]: fresh(forDist), [push['skopeo copy oci:']]: fresh(forSkopeo) } });
+  rows.push(['push 8 x 64 MiB to a fresh registry', 'dist push', fmt(pr['dist push']), '', '']);
+  rows.push(['', 'skopeo copy --preserve-digests oci: docker://', fmt(pr['skopeo copy oci:']), 'dist/skopeo', ratio(pr['dist push'], pr['skopeo copy oci:']).toFixed(2)]);
+
+  const copy = {
+    'dist copy': `${DIST} copy ${name} ${forDist.host}/bench/large:1`,
+    'skopeo copy --all': `skopeo copy --quiet --all --preserve-digests --src-tls-verify=false --dest-tls-verify=false docker://${name} docker://${forSkopeo.host}/bench/large:1`,
+  };
+  const cr = hyperfine('copy-large', copy, { prepare: { [copy['dist copy']]: fresh(forDist), [copy['skopeo copy --all']]: fresh(forSkopeo) } });
+  rows.push(['copy 8 x 64 MiB registry to registry', 'dist copy', fmt(cr['dist copy']), '', '']);
+  rows.push(['', 'skopeo copy --all --preserve-digests docker:// docker://', fmt(cr['skopeo copy --all']), 'dist/skopeo', ratio(cr['dist copy'], cr['skopeo copy --all']).toFixed(2)]);
+
+  execFileSync('bash', ['-c', fresh(forDist)]);
+  const pushRss = await peakRss([DIST, '--root', store, 'push', name, `${forDist.host}/bench/large:1`]);
+  execFileSync('bash', ['-c', fresh(forDist)]);
+  const copyRss = await peakRss([DIST, 'copy', name, `${forDist.host}/bench/large:1`]);
+  rows.push(['peak RSS, large image (512 MiB)', 'dist push', `${pushRss.toFixed(0)} MiB`, '', '']);
+  rows.push(['', 'dist copy', `${copyRss.toFixed(0)} MiB`, '', '']);
+  return rows;
+}
