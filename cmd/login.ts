@@ -34,7 +34,7 @@ export const login: Command = {
       await write(io.stderr, 'dist login: warning: --password is visible to other users; use --password-stdin\n');
     }
     if (!password) throw usageError('no password: use --password-stdin');
-    // The token handshake wants a repository scope; this one is only asked for, never read.
+    // A locator needs a repository; the check (GET /v2/, access 'none') never names it.
     const loc = parseLocator(`${args.registry}/dist-login-check`, { plainHttp: Boolean(args.plainHttp) });
     const creds = { username: args.username as string, password };
     const client = await clientFor(args, io, 'login', { get: async (host) => (host === loc.host ? creds : undefined) });

@@ -51,8 +51,11 @@ export interface RequestOptions {
    * cross-repository mount from team/base. A bearer token is then asked for all of them.
    */
   extraScopes?: string[];
-  /** pull, or push (which implies pull): the token scope's actions. */
-  access?: 'pull' | 'push';
+  /**
+   * pull, or push (which implies pull): the token scope's actions on this repository; `none`
+   * asks for no repository scope at all (a login check of GET /v2/).
+   */
+  access?: 'pull' | 'push' | 'none';
   signal?: AbortSignal;
   /** Retry statuses and resets (default true). Uploads with a one-shot body pass false. */
   retry?: boolean;
@@ -113,7 +116,8 @@ export class RegistryClient {
    */
   async request(loc: Locator, req: RequestOptions): Promise<Response> {
     // Space-separated, as the token request's repeated `scope` parameters (split again there).
-    const scope = [`repository:${loc.repository}:${req.access === 'push' ? 'pull,push' : 'pull'}`, ...(req.extraScopes ?? [])].join(' ');
+    const own = req.access === 'none' ? [] : [`repository:${loc.repository}:${req.access === 'push' ? 'pull,push' : 'pull'}`];
+    const scope = [...own, ...(req.extraScopes ?? [])].join(' ');
     const url = new URL(`${loc.scheme}://${loc.endpoint}${req.path}`);
     const method = req.method ?? 'GET';
     const started = Date.now();
@@ -239,7 +243,8 @@ export class RegistryClient {
     try {
       if (creds?.identityToken) {
         // The OAuth2 form takes the scopes space-separated in one field.
-        const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: creds.identityToken, client_id: 'dist', scope });
+        const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: creds.identityToken, client_id: 'dist' });
+        if (scope) form.set('scope', scope);
         if (service) form.set('service', service);
         res = await this.transport.send({
           origin: u.origin, path: `${u.pathname}${u.search}`, method: 'POST', signal,
@@ -247,7 +252,7 @@ export class RegistryClient {
         });
       } else {
         if (service) u.searchParams.set('service', service);
-        for (const one of scope.split(' ')) u.searchParams.append('scope', one);
+        for (const one of scope.split(' ').filter(Boolean)) u.searchParams.append('scope', one);
         if (creds) headers.authorization = basicHeader(creds);
         res = await this.transport.send({ origin: u.origin, path: `${u.pathname}${u.search}`, method: 'GET', headers, signal });
       }

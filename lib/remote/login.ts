@@ -13,7 +13,7 @@ import type { Locator } from './locator.js';
  * registry's reason; unreachable), never naming the password.
  */
 export async function checkLogin(client: RegistryClient, loc: Locator, signal?: AbortSignal): Promise<void> {
-  const res = await client.request(loc, { method: 'GET', path: '/v2/', signal });
+  const res = await client.request(loc, { method: 'GET', path: '/v2/', access: 'none', signal });
   if (res.statusCode === 200) {
     await res.body.dump();
     return;

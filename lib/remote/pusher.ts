@@ -140,7 +140,8 @@ class Upload {
   async mount(from: string): Promise<boolean> {
     let res: Response;
     try {
-      res = await this.request('POST', `/v2/${this.loc.repository}/blobs/uploads/?mount=${encodeURIComponent(this.desc.digest)}&from=${encodeURIComponent(from)}`, { retry: true });
+      // The token must also let us read the source repository.
+      res = await this.request('POST', `/v2/${this.loc.repository}/blobs/uploads/?mount=${encodeURIComponent(this.desc.digest)}&from=${encodeURIComponent(from)}`, { retry: true, extraScopes: [`repository:${from}:pull`] });
     } catch (err) {
       // A token without pull on the source, or a source we may not read: upload instead
       // (containerd does the same; Harbor and Docker Hub answer 401 here).
@@ -343,7 +344,7 @@ class Upload {
     return `${u.pathname}${q >= 0 ? raw.slice(q) : ''}`;
   }
 
-  private request(method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE', path: string, o: { retry: boolean; headers?: Record<string, string>; body?: Buffer | Readable }): Promise<Response> {
+  private request(method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE', path: string, o: { retry: boolean; headers?: Record<string, string>; body?: Buffer | Readable; extraScopes?: string[] }): Promise<Response> {
     return this.client.request(this.loc, { method, path, access: 'push', signal: this.opts.signal, ...o });
   }
 }
