@@ -13,7 +13,8 @@ import { tags } from './tags.js';
 import { ingest } from './ingest.js';
 import { list } from './list.js';
 import { path } from './path.js';
+import { serve } from './serve.js';
 import type { Command } from './spec.js';
 
 /** Every command, in the order `dist --help` lists them. */
-export const COMMANDS: Command[] = [fetch, ingest, active, list, path, del, get, apply, pull, unpack, images, gc, verify, resolve, tags];
+export const COMMANDS: Command[] = [fetch, ingest, active, list, path, del, get, apply, pull, unpack, images, gc, verify, resolve, tags, serve];
