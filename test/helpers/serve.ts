@@ -1,7 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
+import { join } from 'node:path';
 import { DIST_BIN } from './cli.js';
+import { buildImage, type BuiltImage } from './image.js';
+import { busyboxRootfs } from './rootfs.js';
+import { tempDir } from './tmp.js';
 
 type Hook = { after(fn: () => unknown): void };
 
@@ -63,4 +67,16 @@ export async function startServe(t: Hook, root: string, flags: string[] = [], en
     },
     stop,
   };
+}
+
+/** What /etc/os-release holds in the busybox test image. */
+export const OS_RELEASE = 'PRETTY_NAME="served by dist"\nID=dist-serve\n';
+
+/** A store holding a runnable busybox image (with /etc/os-release) named `registry.test/team/busybox:1`. */
+export async function busyboxStore(t: Hook): Promise<{ root: string; img: BuiltImage }> {
+  const dir = await tempDir(t);
+  const tarball = busyboxRootfs(join(dir, 'rootfs'));
+  const root = join(dir, 'store');
+  const img = await buildImage(root, 'registry.test/team/busybox:1', [{ tar: tarball, compression: 'gzip' }, { files: { 'etc/os-release': OS_RELEASE } }]);
+  return { root, img };
 }

@@ -5,23 +5,11 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { requireTool, runCli, sh } from '../helpers/cli.js';
 import { startContainerd } from '../helpers/containerd.js';
-import { buildImage, type BuiltImage } from '../helpers/image.js';
+import type { BuiltImage } from '../helpers/image.js';
 import { containers, lowercaseTempDir } from '../helpers/podman.js';
-import { busyboxRootfs } from '../helpers/rootfs.js';
 import { leftovers } from '../helpers/store.js';
-import { startServe } from '../helpers/serve.js';
+import { busyboxStore, OS_RELEASE, startServe } from '../helpers/serve.js';
 import { tempDir } from '../helpers/tmp.js';
-
-const OS_RELEASE = 'PRETTY_NAME="served by dist"\nID=dist-serve\n';
-
-/** A store holding a runnable busybox image (with /etc/os-release) named `registry.test/team/busybox:1`. */
-export async function busyboxStore(t: any): Promise<{ root: string; img: BuiltImage }> {
-  const dir = await tempDir(t);
-  const tarball = busyboxRootfs(join(dir, 'rootfs'));
-  const root = join(dir, 'store');
-  const img = await buildImage(root, 'registry.test/team/busybox:1', [{ tar: tarball, compression: 'gzip' }, { files: { 'etc/os-release': OS_RELEASE } }]);
-  return { root, img };
-}
 
 const blobsOf = (img: BuiltImage) => [img.manifest, img.config, ...img.layers].sort();
 
