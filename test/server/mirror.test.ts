@@ -1,7 +1,7 @@
 // dist serve --mirror: the fault proxy between it and a real docker-registry counts what goes upstream.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { spawnCapture, spawnDist } from '../helpers/cli.js';
@@ -90,4 +90,22 @@ test('mirror: wrong bytes from the upstream reach no client as success and never
   assert.equal(fresh.status, 0, fresh.stderr);
   assert.equal(fresh.stdout, `${img.manifest}\n`);
   assert.ok((await leftovers(root)).blobs.includes(big));
+});
+
+test("mirror: the upstream's credentials come from dist's usual sources ($REGISTRY_AUTH_FILE here)", async (t) => {
+  const reg = await startRegistry(t, { auth: 'htpasswd' });
+  const src = await fixtureDir(t, 'src');
+  const img = await buildImage(src, '1', [{ 'etc/os-release': OS_RELEASE }]);
+  await pushFromLayout(reg, src, 'private/app', '1', img.manifest, img.mediaType);
+  const authFile = join(await tempDir(t), 'auth.json');
+  writeFileSync(authFile, JSON.stringify({ auths: { [reg.host]: { auth: Buffer.from(`${reg.user}:${reg.password}`).toString('base64') } } }));
+  const without = await startServe(t, join(await tempDir(t), 'cache0'), ['--mirror', reg.url, '--quiet'], { ...process.env, REGISTRY_AUTH_FILE: '/nonexistent' });
+  const refused = await spawnDist(['--root', join(await tempDir(t), 's0'), 'pull', `${without.host}/private/app:1`]);
+  assert.notEqual(refused.status, 0, 'no credentials: the upstream refuses');
+  const root = join(await tempDir(t), 'cache');
+  const srv = await startServe(t, root, ['--mirror', reg.url, '--quiet'], { ...process.env, REGISTRY_AUTH_FILE: authFile });
+  const r = await spawnDist(['--root', join(await tempDir(t), 's1'), 'pull', `${srv.host}/private/app:1`]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, `${img.manifest}\n`);
+  assert.deepEqual((await leftovers(root)).blobs, [img.manifest, img.config, ...img.layers].sort());
 });
