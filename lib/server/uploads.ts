@@ -172,8 +172,13 @@ export class Uploads {
     const expected = pathDigest(digest);
     const id = ctx.ref;
     const s = await this.session(id);
+    try {
+      checkContentRange(ctx, s.writer);
+    } catch (err) {
+      this.release(id, s);
+      throw err;
+    }
     s.busy = true;
-    checkContentRange(ctx, s.writer);
     await this.finish(ctx, id, s, expected);
   }
 

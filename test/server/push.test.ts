@@ -79,6 +79,10 @@ test('push: streamed PATCH then an empty PUT; chunked PATCHes with Content-Range
   assert.equal(stale.status, 416);
   assert.equal(stale.headers.get('range'), '0-69999');
   assert.equal(await code(stale), 'RANGE_INVALID');
+  // Out of order on the closing PUT too (distribution-spec 3cafdf4): 416, and the session lives on.
+  const early = await fetch(`${srv.url}${l2}?digest=${sha(blob)}`, { method: 'PUT', body: blob.subarray(60_000), headers: { 'content-range': '60000-99999' } });
+  assert.equal(early.status, 416);
+  assert.equal(await code(early), 'RANGE_INVALID');
   const last = await fetch(`${srv.url}${l2}?digest=${sha(blob)}`, { method: 'PUT', body: blob.subarray(70_000), headers: { 'content-range': '70000-99999' } });
   assert.equal(last.status, 201);
   assert.deepEqual(await leftovers(root), { blobs: [sha(streamed), sha(blob)].sort(), ingest: [] });

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -105,4 +105,35 @@ test('serve: SIGTERM lets a download in flight finish, refuses new connections, 
     () => 'refused',
   );
   assert.equal(after, 'refused');
+});
+
+test('serve: clients that hang up mid-blob leave no open file behind and the server serves on', async (t) => {
+  const root = join(await tempDir(t), 'store');
+  const img = await buildImage(root, 'big/blob:1', [{ files: { 'data.bin': randomBytes(16 << 20) }, compression: 'none' }]);
+  const srv = await startServe(t, root, ['--quiet']);
+  const [host, port] = srv.host.split(':');
+  const fds = () => readdirSync(`/proc/${srv.pid}/fd`).length;
+  const warm = await fetch(`${srv.url}/v2/`);
+  await warm.arrayBuffer();
+  const before = fds();
+  for (let i = 0; i < 20; i++) {
+    await new Promise<void>((resolve, reject) => {
+      const req = get({ host, port: Number(port), path: `/v2/big/blob/blobs/${img.layers[0]}`, agent: false }, (res) => {
+        res.once('data', () => {
+          req.destroy();
+          resolve();
+        });
+      });
+      req.on('error', (err) => (req.destroyed ? resolve() : reject(err)));
+    });
+  }
+  // The server notices each hang-up on its own schedule; poll until its descriptors are back.
+  let now = fds();
+  for (let i = 0; i < 100 && now > before; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    now = fds();
+  }
+  assert.ok(now <= before, `open descriptors: ${before} before, ${now} after`);
+  const res = await fetch(`${srv.url}/v2/big/blob/blobs/${img.layers[0]}`);
+  assert.equal(createHash('sha256').update(Buffer.from(await res.arrayBuffer())).digest('hex'), img.layers[0]!.slice(7));
 });
