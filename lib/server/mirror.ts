@@ -53,7 +53,7 @@ export class Mirror {
   }
 
   /** Fetches a tag's manifest, stores it and names it `<upstream host>/<repo>:<tag>`. Undefined when the upstream has no such tag. */
-  tag(repository: string, tag: string, _accept?: string): Promise<Descriptor | undefined> {
+  tag(repository: string, tag: string): Promise<Descriptor | undefined> {
     return this.once(`${repository}:${tag}`, async () => {
       const loc = this.locator(repository);
       const got = await this.fetch(loc, tag);
@@ -64,7 +64,7 @@ export class Mirror {
   }
 
   /** Fetches a manifest by digest into the store (verified against the digest). */
-  async manifest(repository: string, digest: string, _accept?: string): Promise<void> {
+  async manifest(repository: string, digest: string): Promise<void> {
     await this.once(digest, () => this.fetch(this.locator(repository), digest));
   }
 

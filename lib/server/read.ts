@@ -32,11 +32,11 @@ export async function getManifest(ctx: Ctx): Promise<void> {
   let fallbackType: string | undefined;
   if (ctx.ref.includes(':')) {
     digest = pathDigest(ctx.ref);
-    if (mirror && !(await store.has(digest))) await mirror.manifest(ctx.repository, digest, ctx.req.headers.accept);
+    if (mirror && !(await store.has(digest))) await mirror.manifest(ctx.repository, digest);
   } else {
     if (!isTagName(ctx.ref)) throw new RegistryError('MANIFEST_UNKNOWN', `invalid tag ${JSON.stringify(ctx.ref.slice(0, 140))}`);
     let desc = await catalog.lookup(ctx.repository, ctx.ref);
-    if (!desc && mirror) desc = await mirror.tag(ctx.repository, ctx.ref, ctx.req.headers.accept);
+    if (!desc && mirror) desc = await mirror.tag(ctx.repository, ctx.ref);
     if (!desc) throw new RegistryError('MANIFEST_UNKNOWN', `${ctx.repository}:${ctx.ref}: manifest unknown`);
     digest = desc.digest;
     fallbackType = desc.mediaType;

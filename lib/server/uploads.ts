@@ -1,10 +1,8 @@
 import type { IncomingMessage } from 'node:http';
-import { isDigest } from '../digest.js';
-import { digestOf } from '../digest.js';
+import { digestOf, isDigest } from '../digest.js';
 import { DistError, isDistError } from '../errors.js';
 import { crypto } from '../lazy.js';
-import { readStatus } from '../content/writer.js';
-import { openWriter, putBlob, syncBlobDirs, type Writer } from '../content/writer.js';
+import { openWriter, putBlob, readStatus, syncBlobDirs, type Writer } from '../content/writer.js';
 import type { Store } from '../content/store.js';
 import { checkName, updateIndex } from '../image/names.js';
 import { isIndex, MAX_MANIFEST_BYTES, REF_NAME, type Descriptor } from '../image/mediatypes.js';

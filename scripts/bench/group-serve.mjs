@@ -33,9 +33,13 @@ function podmanEnv(dir) {
 }
 
 export default async function serveGroup(ctx) {
-  const { DIST, R, reg, scratch, hook, hyperfine, ratio, fmt, cpuOfPid, RUNS } = ctx;
-  const root = join(scratch, 'serve-store');
-  rmSync(root, { recursive: true, force: true });
+  const { DIST, R, reg, hook, hyperfine, ratio, fmt, cpuOfPid, RUNS } = ctx;
+  // A scratch of its own: ctx.scratch is one path for every checkout on the machine, and
+  // another bench starting or ending removes it (it did, mid-round).
+  const scratch = `${ctx.scratch}-serve-${process.pid}`;
+  mkdirSync(scratch, { recursive: true });
+  hook.after(() => rmSync(scratch, { recursive: true, force: true }));
+  const root = join(scratch, 'store');
   for (const image of ['large', 'many']) execFileSync(DIST, ['--root', root, 'pull', `${R}/bench/${image}:1`], { stdio: 'ignore' });
   const served = await startServe(DIST, root, hook);
   const S = served.host;
