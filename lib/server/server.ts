@@ -91,11 +91,13 @@ export interface Serving {
  * Errors: EADDRINUSE and the like from listen(2), as thrown by Node.
  */
 export async function serve(opts: ServeOptions): Promise<Serving> {
+  // Mirror fetches outlive a SIGTERM until the requests that follow them are answered.
+  const fetches = new AbortController();
   const state: ServerState = {
     store: opts.store,
     catalog: new Catalog(opts.store),
     uploads: opts.push ? new Uploads(opts.store) : undefined,
-    mirror: opts.mirror ? new Mirror(opts.store, opts.mirror.client, opts.mirror.upstream, opts.signal) : undefined,
+    mirror: opts.mirror ? new Mirror(opts.store, opts.mirror.client, opts.mirror.upstream, fetches.signal) : undefined,
   };
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     const started = process.hrtime.bigint();
@@ -139,6 +141,7 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
       const sweep = setInterval(() => server.closeIdleConnections(), 100);
       server.close(() => {
         clearInterval(sweep);
+        fetches.abort(new Error('dist serve stopped'));
         void (state.uploads?.closeAll() ?? Promise.resolve()).finally(resolve);
       });
       server.closeIdleConnections();
