@@ -21,7 +21,8 @@ import { copy } from './copy.js';
 import { inspect } from './inspect.js';
 import { login } from './login.js';
 import { logout } from './logout.js';
+import { serve } from './serve.js';
 import type { Command } from './spec.js';
 
 /** Every command, in the order `dist --help` lists them. */
-export const COMMANDS: Command[] = [fetch, ingest, active, abort, list, path, del, get, apply, pull, push, copy, unpack, images, inspect, gc, verify, resolve, tags, login, logout, exportCmd, importCmd];
+export const COMMANDS: Command[] = [fetch, ingest, active, abort, list, path, del, get, apply, pull, push, copy, serve, unpack, images, inspect, gc, verify, resolve, tags, login, logout, exportCmd, importCmd];

@@ -26,6 +26,7 @@ export const pull: Command = {
     jobs: { type: 'number', alias: 'j', describe: `parallel downloads (default ${PULL_JOBS})` },
     name: { type: 'string', describe: 'name in index.json (default: the reference)' },
     json: { type: 'boolean', describe: 'NDJSON progress events on stdout' },
+    mirror: { type: 'string', array: true, describe: 'a registry mirror (URL or host[:port]) to try first for every object; repeatable, tried in order, then the registry' },
   },
   examples: [
     ['dist pull localhost:5000/library/debian:12', 'pull for this platform'],
@@ -52,6 +53,7 @@ export const pull: Command = {
         concurrency: jobs,
         name: args.name,
         signal: io.signal,
+        mirrors: args.mirror ?? [],
         onEvent: (e) => {
           if (args.json) void print(io, ndjson([e]));
           else progress?.on(e);

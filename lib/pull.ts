@@ -14,6 +14,7 @@ import { recordSources } from './image/sources.js';
 import type { RegistryClient } from './remote/client.js';
 import { fetchManifest, openBlob, readBlob, resolve } from './remote/fetcher.js';
 import { formatRef, type ImageRef } from './remote/locator.js';
+import { fromFirst, mirrorPlaces } from './pull-mirrors.js';
 
 /**
  * Blobs up to this size are fetched into memory and committed with `putBlob`, skipping the
@@ -42,6 +43,8 @@ export interface PullOptions {
   name?: string;
   signal?: AbortSignal;
   onEvent?: (e: PullEvent) => void;
+  /** Registry mirrors to try first for every object, in order (`dist pull --mirror`). */
+  mirrors?: readonly string[];
 }
 
 export interface PullResult {
@@ -70,10 +73,13 @@ export async function pull(store: Store, client: RegistryClient, ref: ImageRef, 
   // Every request in flight listens on the signal; Node warns on stderr past 10 listeners.
   setMaxListeners(Math.max(10, 4 * opts.concurrency + 10), signal);
   const name = opts.name ?? formatRef(ref);
+  const places = mirrorPlaces(ref, opts.mirrors ?? []);
+  /** One object's fetch, from the first mirror that has it, else the registry. */
+  const via = <T>(fetch: (loc: ImageRef) => Promise<T>): Promise<T> => fromFirst(places, fetch, signal);
   // The top manifest is asked for first; the store is made ready (on a fresh root, ~10 ms of
   // file system work) and the lease taken while the registry answers. Nothing is committed
   // before both are done.
-  const asked = resolveTop(store, client, ref, name, signal);
+  const asked = resolveTop(store, client, ref, name, signal, via);
   // Awaited below; a failure that comes first must not count as unhandled meanwhile.
   asked.catch(() => {});
   let lease: Lease;
@@ -131,7 +137,7 @@ export async function pull(store: Store, client: RegistryClient, ref: ImageRef, 
     const getJson = async (desc: Descriptor, kind: BlobKind): Promise<any> => {
       await lease.add([desc.digest]);
       if (await present(desc, kind)) return readJsonBlob(store, desc.digest);
-      const bytes = desc.digest === top.digest && topBytes ? topBytes : (await fetchManifest(client, ref, desc.digest, [desc.mediaType], signal)).bytes;
+      const bytes = desc.digest === top.digest && topBytes ? topBytes : (await via((loc) => fetchManifest(client, loc, desc.digest, [desc.mediaType], signal))).bytes;
       await putSmall({ ...desc, size: bytes.length }, kind, bytes);
       return JSON.parse(bytes.toString('utf8'));
     };
@@ -140,7 +146,7 @@ export async function pull(store: Store, client: RegistryClient, ref: ImageRef, 
       if (await present(desc, kind)) return;
       if (desc.size <= SMALL_BLOB) {
         emit({ event: 'blob', status: 'start', kind, digest: desc.digest, size: desc.size });
-        await putSmall(desc, kind, await readBlob(client, ref, desc.digest, desc.size, signal));
+        await putSmall(desc, kind, await via((loc) => readBlob(client, loc, desc.digest, desc.size, signal)));
         return;
       }
       let held = 0;
@@ -150,7 +156,7 @@ export async function pull(store: Store, client: RegistryClient, ref: ImageRef, 
         store,
         async (offset) => {
           emit({ event: 'blob', status: 'start', kind, digest: desc.digest, size: desc.size, ...(offset ? { resumedFrom: offset } : {}) });
-          return (await openBlob(client, ref, desc.digest, { offset, size: desc.size, signal })).body;
+          return (await via((loc) => openBlob(client, loc, desc.digest, { offset, size: desc.size, signal }))).body;
         },
         {
           ref: blobRef(desc.digest),
@@ -225,10 +231,17 @@ export async function pull(store: Store, client: RegistryClient, ref: ImageRef, 
  * that has not changed then costs one cheap request, and Docker Hub does not count HEADs
  * against its limit); otherwise by GET at once, as skopeo does (the manifest is needed anyway).
  */
-async function resolveTop(store: Store, client: RegistryClient, ref: ImageRef, name: string, signal: AbortSignal): Promise<{ top: Descriptor; bytes?: Buffer }> {
+async function resolveTop(
+  store: Store,
+  client: RegistryClient,
+  ref: ImageRef,
+  name: string,
+  signal: AbortSignal,
+  via: <T>(fetch: (loc: ImageRef) => Promise<T>) => Promise<T>,
+): Promise<{ top: Descriptor; bytes?: Buffer }> {
   if (ref.digest && (await store.has(ref.digest))) return { top: await localDescriptor(store, ref.digest) };
-  if (!ref.digest && (await listNames(store)).some((n) => n.name === name)) return { top: await resolve(client, ref, ref.tag!, undefined, signal) };
-  const { descriptor, bytes } = await fetchManifest(client, ref, ref.digest ?? ref.tag!, MANIFEST_TYPES, signal);
+  if (!ref.digest && (await listNames(store)).some((n) => n.name === name)) return { top: await via((loc) => resolve(client, loc, ref.tag!, undefined, signal)) };
+  const { descriptor, bytes } = await via((loc) => fetchManifest(client, loc, ref.digest ?? ref.tag!, MANIFEST_TYPES, signal));
   return { top: descriptor, bytes };
 }
 

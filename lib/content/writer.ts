@@ -101,6 +101,16 @@ export class Writer {
     return this._offset;
   }
 
+  /**
+   * The digest of the bytes held so far, without ending the transaction (the running hash is
+   * copied). An upload whose digest is given only at its end (`dist serve --push`) checks it
+   * here, so bytes that are not the asked blob are discarded rather than committed.
+   */
+  heldDigest(): string {
+    this.checkOpen();
+    return `${this.algorithm}:${this.hash.copy().digest('hex')}`;
+  }
+
   get algorithm(): Algorithm {
     return this.expected?.algorithm ?? 'sha256';
   }

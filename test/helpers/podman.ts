@@ -17,7 +17,9 @@ export interface Containers {
 /**
  * A podman/buildah set-up of its own for one test: storage in a temp dir on the `vfs` driver
  * (no overlay or fuse in this sandbox) and `default_ulimits = []` in containers.conf, since
- * podman's default nofile limit is above this sandbox's hard limit and runc refuses it.
+ * podman's default nofile limit is above this sandbox's hard limit and runc refuses it. Its
+ * tmp_dir is its own too: root podman's default, /run/libpod, is shared by every podman on the
+ * machine, and another test's `podman system reset` removes it ("creating runtime status file").
  * Registries on 127.0.0.1 are marked insecure (plain HTTP). The storage is removed after the
  * test (vfs layers are owned by root and hold whole copies, so `podman system reset` first).
  */
@@ -30,7 +32,7 @@ export async function containers(t: Hook): Promise<Containers> {
   const storageConf = join(dir, 'storage.conf');
   await writeFile(storageConf, `[storage]\ndriver = "vfs"\ngraphroot = "${join(dir, 'storage')}"\nrunroot = "${join(dir, 'run')}"\n`);
   const containersConf = join(dir, 'containers.conf');
-  await writeFile(containersConf, `[containers]\ndefault_ulimits = []\n[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n`);
+  await writeFile(containersConf, `[containers]\ndefault_ulimits = []\n[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\ntmp_dir = "${join(dir, 'run', 'libpod')}"\n`);
   const registriesConf = join(dir, 'registries.conf');
   await writeFile(registriesConf, `unqualified-search-registries = []\n[[registry]]\nlocation = "127.0.0.1"\ninsecure = true\n[[registry]]\nlocation = "localhost"\ninsecure = true\n`);
   const env: NodeJS.ProcessEnv = {
