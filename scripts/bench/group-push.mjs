@@ -13,6 +13,7 @@ export default async function pushGroup(ctx) {
   const { DIST, R, work, scratch, hook, hyperfine, peakRss, ratio, fmt } = ctx;
   const forDist = await startRegistry(hook, { discardLog: true });
   const forSkopeo = await startRegistry(hook, { discardLog: true });
+  const forFloor = await startRegistry(hook, { discardLog: true });
   const fresh = (reg) => `rm -rf ${reg.dir}/data; sync`;
   // Beside the shared scratch rather than in it: a bench run elsewhere on this machine empties
   // /dev/shm/dist-bench when it starts, which took this store away mid-run once.
@@ -23,13 +24,29 @@ export default async function pushGroup(ctx) {
   const layout = join(work, 'layouts', 'large');
   const rows = [];
 
+  // The registry's own floor: the same blobs sent by curl (POST, one PUT each), 4 at a time as
+  // dist push does, with no hashing on the client. What the registry spends receiving and
+  // hashing 512 MiB bounds every client's push from below.
+  const blobs = [ctx.meta.large.config, ...ctx.meta.large.layers].map((d) => join(layout, 'blobs', 'sha256', d.slice('sha256:'.length)));
+  const upload = join(ctx.repo, 'scripts', 'bench', 'upload-blob.sh');
   const push = {
     'dist push': `${DIST} --root ${store} push ${name} ${forDist.host}/bench/large:1`,
     'skopeo copy oci:': `skopeo copy --quiet --preserve-digests --dest-tls-verify=false oci:${layout}:1 docker://${forSkopeo.host}/bench/large:1`,
+    'registry floor': `printf '%s\\n' ${blobs.join(' ')} | xargs -P4 -I{} ${upload} ${forFloor.host} bench/large {}`,
   };
-  const pr = hyperfine('push-large', push, { prepare: { [push['dist push']]: fresh(forDist), [push['skopeo copy oci:']]: fresh(forSkopeo) } });
+  const pr = hyperfine('push-large', push, { prepare: { [push['dist push']]: fresh(forDist), [push['skopeo copy oci:']]: fresh(forSkopeo), [push['registry floor']]: fresh(forFloor) } });
   rows.push(['push 8 x 64 MiB to a fresh registry', 'dist push', fmt(pr['dist push']), '', '']);
   rows.push(['', 'skopeo copy --preserve-digests oci: docker://', fmt(pr['skopeo copy oci:']), 'dist/skopeo', ratio(pr['dist push'], pr['skopeo copy oci:']).toFixed(2)]);
+  rows.push(['', 'floor: the registry alone, curl POST + PUT per blob (4 at a time), no client hashing', fmt(pr['registry floor']), 'floor/skopeo', ratio(pr['registry floor'], pr['skopeo copy oci:']).toFixed(2)]);
+  // And what the target registry itself spends per push (its CPU seconds), beside dist's total.
+  const registryCpu = (reg, cmd) => {
+    execFileSync('bash', ['-c', fresh(reg)]);
+    const before = ctx.cpuOfPid(reg.pid);
+    execFileSync('bash', ['-c', cmd], { stdio: 'ignore' });
+    return ctx.cpuOfPid(reg.pid) - before;
+  };
+  const regCpu = [1, 2, 3].map(() => registryCpu(forFloor, push['registry floor'])).sort((a, b) => a - b)[1];
+  rows.push(['', 'CPU the registry spends receiving the 512 MiB (median of 3)', `${regCpu.toFixed(2)} s CPU`, '', '']);
 
   const copy = {
     'dist copy': `${DIST} copy ${name} ${forDist.host}/bench/large:1`,
