@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import yargs, { type Argv } from 'yargs';
 import { COMMANDS } from './commands.js';
 import type { IO } from './io.js';
-import { GLOBAL_OPTIONS, positionalsOf, type Args, type Command, type OptSpec } from './spec.js';
+import { GLOBAL_OPTIONS, normalizeArrays, positionalsOf, type Args, type Command, type OptSpec } from './spec.js';
 
 /** A usage error (exit status 2). */
 export class UsageError extends Error {
@@ -89,7 +89,6 @@ function toYargs(specs: Record<string, OptSpec>): Record<string, object> {
       describe: s.describe,
       alias: s.alias,
       default: s.default,
-      array: s.array,
       hidden: s.hidden,
       requiresArg: s.type !== 'boolean',
     };
@@ -101,7 +100,7 @@ function toYargs(specs: Record<string, OptSpec>): Record<string, object> {
 export async function parseCli(argv: string[], io: IO): Promise<Parsed> {
   let selected: Parsed | undefined;
   const y = buildCli(argv, io, (command, args) => {
-    selected = { kind: 'run', command, args };
+    selected = { kind: 'run', command, args: normalizeArrays({ ...GLOBAL_OPTIONS, ...command.options }, args) };
   });
   let output = '';
   await new Promise<void>((resolve, reject) => {

@@ -1,5 +1,5 @@
 import parse from 'yargs-parser';
-import { camel, GLOBAL_OPTIONS, positionalsOf, type Args, type Command, type OptSpec } from './spec.js';
+import { camel, GLOBAL_OPTIONS, normalizeArrays, positionalsOf, type Args, type Command, type OptSpec } from './spec.js';
 
 /**
  * Parses plain invocations with yargs-parser, yargs' own parser, from the same command
@@ -39,15 +39,14 @@ export function fastParse(command: Command, argv: string[]): Args | undefined {
     }
   }
   if (p < positionals.length) return undefined;
-  return args;
+  return normalizeArrays(specs, args);
 }
 
 /** The yargs-parser options of a set of flags: what yargs itself derives from them. */
 export function parserOptions(specs: Record<string, OptSpec>): parse.Options {
-  const opts = { string: [] as string[], boolean: [] as string[], number: [] as string[], array: [] as string[], alias: {} as Record<string, string[]>, default: {} as Record<string, unknown> };
+  const opts = { string: [] as string[], boolean: [] as string[], number: [] as string[], alias: {} as Record<string, string[]>, default: {} as Record<string, unknown> };
   for (const [name, s] of Object.entries(specs)) {
     opts[s.type].push(name);
-    if (s.array) opts.array.push(name);
     if (s.alias) opts.alias[name] = ([] as string[]).concat(s.alias);
     if (s.default !== undefined) opts.default[name] = s.default;
   }

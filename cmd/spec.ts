@@ -7,7 +7,7 @@ export interface OptSpec {
   describe: string;
   alias?: string | string[];
   default?: unknown;
-  /** Repeatable string flag. */
+  /** Repeatable flag: the command gets a list (see normalizeArrays). */
   array?: boolean;
   /** Hidden from help. */
   hidden?: boolean;
@@ -85,4 +85,22 @@ export function wholeNumber(value: unknown, flag: string, min = 0): number | und
     throw new DistError('EINVAL', `${flag} must be a whole number${min > 0 ? ` of at least ${min}` : ''}, got ${String(value)}`);
   }
   return value;
+}
+
+/**
+ * Repeatable flags as both parsers give them: a list of the values given, or undefined when
+ * none were. They are not declared as yargs arrays, which are greedy (`--mirror M IMAGE` would
+ * take IMAGE as a second mirror); a flag given twice is collected into a list by both parsers.
+ */
+export function normalizeArrays(specs: Record<string, OptSpec>, args: Args): Args {
+  for (const [name, spec] of Object.entries(specs)) {
+    if (!spec.array) continue;
+    for (const key of new Set([name, camel(name)])) {
+      const value = args[key];
+      if (value === undefined) continue;
+      const given = ([] as unknown[]).concat(value).filter((v) => v !== undefined);
+      args[key] = given.length ? given : undefined;
+    }
+  }
+  return args;
 }
