@@ -8,6 +8,7 @@ import { images } from './images.js';
 import { pull } from './pull.js';
 import { unpack } from './unpack.js';
 import { verify } from './verify.js';
+import { diff } from './diff.js';
 import { resolve } from './resolve.js';
 import { tags } from './tags.js';
 import { ingest } from './ingest.js';
@@ -16,4 +17,4 @@ import { path } from './path.js';
 import type { Command } from './spec.js';
 
 /** Every command, in the order `dist --help` lists them. */
-export const COMMANDS: Command[] = [fetch, ingest, active, list, path, del, get, apply, pull, unpack, images, gc, verify, resolve, tags];
+export const COMMANDS: Command[] = [fetch, ingest, active, list, path, del, get, apply, pull, unpack, images, gc, verify, resolve, tags, diff];

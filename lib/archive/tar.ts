@@ -13,8 +13,12 @@ const require = createRequire(import.meta.url);
  */
 function load(): typeof TarStream {
   const main = require.resolve('tar-stream');
-  const headers = require(join(dirname(main), 'headers.js')) as { decodePax(buf: Buffer): Record<string, string> };
+  const headers = require(join(dirname(main), 'headers.js')) as {
+    decodePax(buf: Buffer): Record<string, string>;
+    encodePax(opts: { name?: string; linkname?: string | null; pax?: Record<string, string> | null }): Buffer;
+  };
   headers.decodePax = decodePaxBytes;
+  headers.encodePax = encodePaxBytes;
   return require('tar-stream');
 }
 
@@ -34,6 +38,27 @@ export function decodePaxBytes(buf: Buffer): Record<string, string> {
     rest = rest.subarray(len);
   }
   return result;
+}
+
+/**
+ * PAX records written byte for byte (the inverse of decodePaxBytes): `path`, `linkpath` and
+ * every `pax` record are latin1 byte strings, and each record's length counts bytes, where
+ * tar-stream's own encoder counts UTF-16 units and writes UTF-8 (so a non-ASCII name or a
+ * binary xattr would be corrupted).
+ */
+export function encodePaxBytes(opts: { name?: string; linkname?: string | null; pax?: Record<string, string> | null }): Buffer {
+  const records: Buffer[] = [];
+  const add = (key: string, value: string) => {
+    const body = Buffer.from(` ${key}=${value}\n`, 'latin1');
+    // The length prefix counts itself: grow it until it is stable.
+    let len = body.length + 1;
+    while (String(len).length + body.length !== len) len = String(len).length + body.length;
+    records.push(Buffer.from(String(len), 'latin1'), body);
+  };
+  if (opts.name) add('path', opts.name);
+  if (opts.linkname) add('linkpath', opts.linkname);
+  for (const [k, v] of Object.entries(opts.pax ?? {})) add(k, v);
+  return Buffer.concat(records);
 }
 
 export const tar = load();
