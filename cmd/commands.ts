@@ -9,6 +9,8 @@ import { pull } from './pull.js';
 import { unpack } from './unpack.js';
 import { verify } from './verify.js';
 import { diff } from './diff.js';
+import { commit } from './commit.js';
+import { build } from './build.js';
 import { resolve } from './resolve.js';
 import { tags } from './tags.js';
 import { ingest } from './ingest.js';
@@ -17,4 +19,4 @@ import { path } from './path.js';
 import type { Command } from './spec.js';
 
 /** Every command, in the order `dist --help` lists them. */
-export const COMMANDS: Command[] = [fetch, ingest, active, list, path, del, get, apply, pull, unpack, images, gc, verify, resolve, tags, diff];
+export const COMMANDS: Command[] = [fetch, ingest, active, list, path, del, get, apply, pull, unpack, images, gc, verify, resolve, tags, diff, commit, build];

@@ -112,6 +112,37 @@ export async function writeDiff(lower: string, upper: string, out: Writable, opt
   };
 }
 
+/**
+ * Writes to `out` a plain tar of the host path `src` (a file, symlink or directory with all
+ * under it) with its entries named `name` and `name/...`: what a build's `copy` applies into a
+ * rootfs through apply's rules, so a hostile `name` or a symlink in the rootfs stays inside it.
+ * Errors: ENOENT (no such `src`), EIO.
+ */
+export async function writeTree(src: string, name: string, out: Writable, opts: { signal?: AbortSignal } = {}): Promise<void> {
+  const abs = src.replace(/\/+$/, '') || '/';
+  const slash = abs.lastIndexOf('/');
+  const parent = abs.slice(0, slash) || '/';
+  const base = abs.slice(slash + 1);
+  try {
+    lstatSync(abs);
+  } catch (err) {
+    throw new DistError('ENOENT', `${src}: no such file or directory`, { syscode: sysCode(err) });
+  }
+  const pack = tar.pack();
+  const differ = new Differ(parent, parent, pack, { signal: opts.signal }, (rel) => (rel === base ? name : `${name}${rel.slice(base.length)}`));
+  const piped = pipeline(pack as unknown as Readable, out, { signal: opts.signal });
+  const walked = differ.tree(base).then(
+    () => pack.finalize(),
+    (err) => {
+      pack.destroy(err);
+      throw err;
+    },
+  );
+  const [w, p] = await Promise.allSettled([walked, piped]);
+  if (w.status === 'rejected') throw w.reason;
+  if (p.status === 'rejected') throw p.reason;
+}
+
 function tap(fn: (chunk: Buffer) => void): Transform {
   return new Transform({
     transform(chunk: Buffer, _enc, cb) {
@@ -173,12 +204,21 @@ class Differ {
     private readonly upper: string,
     private readonly pack: ReturnType<typeof tar.pack>,
     private readonly opts: DiffOptions,
+    /** The tar name of an upper path (writeTree renames; a diff keeps paths as they are). */
+    private readonly nameOf: (rel: string) => string = (rel) => rel,
   ) {}
 
   async run(): Promise<void> {
     this.lowerX = readXattrs(this.lower);
     this.upperX = readXattrs(this.upper);
     await this.dir('', true);
+  }
+
+  /** Writes upper's `rel` and everything under it, as new. */
+  async tree(rel: string): Promise<void> {
+    this.lowerX = new Map();
+    this.upperX = readXattrs(`${this.upper}/${rel}`.replace(/^\/\//, '/'), rel);
+    await this.add(rel);
   }
 
   private path(root: string, rel: string): Buffer {
@@ -307,26 +347,26 @@ class Differ {
 
   /** A whiteout or opaque marker: an empty regular file at the epoch. */
   private marker(name: string): Promise<void> {
-    return this.write({ name, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: new Date(0), size: 0 });
+    return this.write({ name: this.nameOf(name), type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: new Date(0), size: 0 });
   }
 
   /** Writes the entry for upper's `rel`: a hardlink to `linkTo`, or the file itself. */
   private async entry(rel: string, st: Stats, linkTo?: string): Promise<void> {
     const full = this.path(this.upper, rel);
-    const h: Header = { name: rel, type: 'file', mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: this.mtime(st) };
+    const h: Header = { name: this.nameOf(rel), type: 'file', mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: this.mtime(st) };
     const pax: Record<string, string> = {};
     for (const [k, v] of Object.entries(this.upperX.get(rel) ?? {})) pax[`SCHILY.xattr.${k}`] = v;
     if (st.uid > USTAR_MAX_ID) pax.uid = String(st.uid);
     if (st.gid > USTAR_MAX_ID) pax.gid = String(st.gid);
     if (linkTo !== undefined) {
       h.type = 'link';
-      h.linkname = linkTo;
+      h.linkname = this.nameOf(linkTo);
       h.size = 0;
       // A hardlink shares its target's inode: no attributes of its own.
       for (const k of Object.keys(pax)) if (k.startsWith('SCHILY.xattr.')) delete pax[k];
     } else if (st.isDirectory()) {
       h.type = 'directory';
-      h.name = `${rel}/`;
+      h.name = `${h.name}/`;
     } else if (st.isSymbolicLink()) {
       h.type = 'symlink';
       h.linkname = readlinkSync(full, { encoding: 'latin1' });

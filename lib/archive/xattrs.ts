@@ -5,14 +5,15 @@ import { DistError } from '../errors.js';
 export type Xattrs = Record<string, string>;
 
 /**
- * Every extended attribute under `root`, by path relative to it (latin1 byte strings), read by
+ * Every extended attribute under `root`, by path relative to it (latin1 byte strings; under
+ * `as` when given, which also keys the root itself), read by
  * one `getfattr -R` (Node has no getxattr(2); one process per tree, not per file). Symlinks
  * are not followed (`-h`, `-P`). overlayfs' own `trusted.overlay.*` are left out, as umoci
  * does.
  *
  * Errors: EINVAL when getfattr (Debian's `attr`) is not installed.
  */
-export function readXattrs(root: string): Map<string, Xattrs> {
+export function readXattrs(root: string, as = ''): Map<string, Xattrs> {
   const r = spawnSync('getfattr', ['-R', '-P', '-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', '--', root], {
     maxBuffer: 1 << 30,
     encoding: 'buffer',
@@ -22,13 +23,16 @@ export function readXattrs(root: string): Map<string, Xattrs> {
     throw new DistError('EINVAL', missing ? 'getfattr is not installed (apt-get install attr): it reads xattrs' : `getfattr: ${r.error.message}`);
   }
   const out = new Map<string, Xattrs>();
-  const prefix = `${root.replace(/\/+$/, '')}/`;
+  const top = root.replace(/\/+$/, '');
+  const prefix = `${top}/`;
   let current: Xattrs | undefined;
   for (const line of r.stdout.toString('latin1').split('\n')) {
     if (line.startsWith('# file: ')) {
       const path = unescape(line.slice(8));
       current = undefined;
-      if (path.startsWith(prefix)) out.set(path.slice(prefix.length), (current = {}));
+      // Keyed relative to root, under `as` (the root itself is `as`).
+      if (path === top && as) out.set(as, (current = {}));
+      else if (path.startsWith(prefix)) out.set(as ? `${as}/${path.slice(prefix.length)}` : path.slice(prefix.length), (current = {}));
       continue;
     }
     const eq = line.indexOf('=');
