@@ -1,14 +1,15 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, linkSync, mkdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, linkSync, mkdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
-import { REPO, requireTool, sh, spawnDist } from '../helpers/cli.js';
+import { requireTool, sh, spawnDist } from '../helpers/cli.js';
 import { lawTree, treeDifferences } from '../helpers/lawtree.js';
 import { busyboxRootfs } from '../helpers/rootfs.js';
 import { tempDir } from '../helpers/tmp.js';
 import { tar } from '../../lib/archive/tar.js';
+import { aptInstall, debianRootfs, makeDeb } from '../helpers/debian.js';
 
 const CAP = '0x0100000200200000000000000000000000000000'; // cap_net_raw+p, as setcap writes it
 
@@ -147,46 +148,6 @@ test('dist diff of identical trees is an empty layer; a missing directory is one
   assert.equal(bad.status, 1);
   assert.equal(bad.stderr, `dist diff: upper directory ${join(dir, 'nope')} does not exist\n`);
 });
-
-/** The cached debootstrap of the bench (scripts/bench/fixtures.mjs), made when missing. */
-export function debianRootfs(): string {
-  const rootfs = join(REPO, 'bench', 'work', 'debian-rootfs');
-  if (!existsSync(join(rootfs, 'etc', 'debian_version'))) {
-    requireTool('debootstrap');
-    mkdirSync(join(REPO, 'bench', 'work'), { recursive: true });
-    execFileSync('debootstrap', ['--variant=minbase', 'bookworm', rootfs, 'http://deb.debian.org/debian'], { stdio: 'ignore' });
-  }
-  return rootfs;
-}
-
-/** A small real .deb made with dpkg-deb: files, a symlink, and a postinst that hardlinks and chmods. */
-export function makeDeb(dir: string, name = 'dist-law'): string {
-  const root = join(dir, `${name}-pkg`);
-  mkdirSync(join(root, 'DEBIAN'), { recursive: true });
-  mkdirSync(join(root, 'usr', 'bin'), { recursive: true });
-  mkdirSync(join(root, 'usr', 'share', name), { recursive: true });
-  writeFileSync(join(root, 'DEBIAN', 'control'), `Package: ${name}\nVersion: 1.0\nArchitecture: all\nMaintainer: dist <dist@example.org>\nDepends: libc6\nDescription: a package for the diff law\n`);
-  writeFileSync(join(root, 'DEBIAN', 'postinst'), `#!/bin/sh\nset -e\nln -f /usr/share/${name}/data /usr/share/${name}/data-link\nchmod 0640 /usr/share/${name}/data\n`);
-  chmodSync(join(root, 'DEBIAN', 'postinst'), 0o755);
-  writeFileSync(join(root, 'usr', 'bin', name), `#!/bin/sh\necho ${name} installed\n`);
-  chmodSync(join(root, 'usr', 'bin', name), 0o755);
-  writeFileSync(join(root, 'usr', 'share', name, 'data'), 'data\n'.repeat(1000));
-  symlinkSync(`../share/${name}/data`, join(root, 'usr', 'bin', `${name}-data`));
-  const deb = join(dir, `${name}_1.0_all.deb`);
-  execFileSync('dpkg-deb', ['--root-owner-group', '--build', root, deb], { stdio: 'ignore' });
-  return deb;
-}
-
-/** apt-get install of a local .deb in a chroot (apt needs /proc, mounted for the call). */
-export function aptInstall(rootfs: string, deb: string): void {
-  const name = deb.split('/').pop()!;
-  sh(`cp ${deb} ${rootfs}/tmp/ && mount -t proc proc ${rootfs}/proc`);
-  try {
-    sh(`chroot ${rootfs} sh -c 'cd /tmp && apt-get install -y ./${name}'`, { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-  } finally {
-    sh(`umount ${rootfs}/proc; rm -f ${rootfs}/tmp/${name}`);
-  }
-}
 
 test('the diff law on a Debian rootfs: apt-get install in a chroot, deletions, a directory replaced by a file and back, permissions, capabilities', async (t) => {
   requireTool('chroot');
