@@ -4,8 +4,8 @@ import { closeSync, constants, createReadStream, lstatSync, openSync, readdirSyn
 import { once } from 'node:events';
 import { Duplex, PassThrough, Transform, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGzip } from 'node:zlib';
 import { DistError, sysCode } from '../errors.js';
+import { parallelGzip } from './gzip.js';
 import { printable } from './paths.js';
 import { tar } from './tar.js';
 import { readXattrs, type Xattrs } from './xattrs.js';
@@ -79,7 +79,7 @@ export async function writeDiff(lower: string, upper: string, out: Writable, opt
     tap((c) => tarHash.update(c)),
   ];
   const zstd = opts.compression === 'zstd' ? zstdCompressor() : undefined;
-  if (opts.compression === 'gzip') stages.push(createGzip({ level: 6 }));
+  if (opts.compression === 'gzip') stages.push(parallelGzip());
   if (zstd) stages.push(zstd.stream);
   stages.push(
     tap((c) => {
@@ -90,17 +90,7 @@ export async function writeDiff(lower: string, upper: string, out: Writable, opt
   );
   const differ = new Differ(lower, upper, pack, opts);
   const piped = (pipeline as (...args: unknown[]) => Promise<void>)(...stages, { signal: opts.signal, end: opts.end ?? true });
-  const walked = differ.run().then(
-    () => pack.finalize(),
-    (err) => {
-      pack.destroy(err);
-      throw err;
-    },
-  );
-  // The walk's error is the one worth reporting; the pipeline then fails with it too.
-  const [w, p] = await Promise.allSettled([walked, piped]);
-  if (w.status === 'rejected') throw w.reason;
-  if (p.status === 'rejected') throw p.reason;
+  await drive(pack, () => differ.run(), piped);
   if (zstd) await zstd.done;
   return {
     diffId: `sha256:${tarHash.digest('hex')}`,
@@ -130,14 +120,19 @@ export async function writeTree(src: string, name: string, out: Writable, opts: 
   }
   const pack = tar.pack();
   const differ = new Differ(parent, parent, pack, { signal: opts.signal }, (rel) => (rel === base ? name : `${name}${rel.slice(base.length)}`));
-  const piped = pipeline(pack as unknown as Readable, out, { signal: opts.signal });
-  const walked = differ.tree(base).then(
+  await drive(pack, () => differ.tree(base), pipeline(pack as unknown as Readable, out, { signal: opts.signal }));
+}
+
+/** Runs the walk that fills `pack` while `piped` drains it; the pack ends, or fails, with the walk. */
+async function drive(pack: ReturnType<typeof tar.pack>, walk: () => Promise<void>, piped: Promise<void>): Promise<void> {
+  const walked = walk().then(
     () => pack.finalize(),
     (err) => {
       pack.destroy(err);
       throw err;
     },
   );
+  // The walk's error is the one worth reporting; the pipeline then fails with it too.
   const [w, p] = await Promise.allSettled([walked, piped]);
   if (w.status === 'rejected') throw w.reason;
   if (p.status === 'rejected') throw p.reason;

@@ -51,6 +51,17 @@ function change(upper: string): void {
   linkSync(p('srv/new/deep/a'), p('srv/new/b'));
 }
 
+/** A busybox rootfs and a copy of it with every kind of change. */
+async function changedPair(t: { after(fn: () => unknown): void }): Promise<{ lower: string; upper: string }> {
+  const dir = await tempDir(t);
+  const lower = join(dir, 'lower');
+  busyboxRootfs(lower);
+  const upper = join(dir, 'upper');
+  sh(`cp -a ${lower} ${upper}`);
+  change(upper);
+  return { lower, upper };
+}
+
 /** `dist diff lower upper | dist apply copy-of-lower`, then the copy must equal upper. */
 async function law(t: { after(fn: () => unknown): void }, lower: string, upper: string, extra: string[] = []): Promise<{ layer: Buffer; stderr: string }> {
   const dir = await tempDir(t, 'dist-law-');
@@ -83,12 +94,7 @@ async function entries(layer: Buffer): Promise<{ name: string; type: string; mti
 
 test('the diff law on a busybox rootfs after real changes: apply(lower, diff) == upper', async (t) => {
   requireTool('getfattr');
-  const dir = await tempDir(t);
-  const lower = join(dir, 'lower');
-  busyboxRootfs(lower);
-  const upper = join(dir, 'upper');
-  sh(`cp -a ${lower} ${upper}`);
-  change(upper);
+  const { lower, upper } = await changedPair(t);
   const { layer, stderr } = await law(t, lower, upper);
   assert.match(stderr, /^dist diff: \d+ added, \d+ modified, \d+ deleted; \d+ bytes; DiffID sha256:[0-9a-f]{64}\n$/);
   const es = await entries(layer);
@@ -112,12 +118,7 @@ test('the diff law on a busybox rootfs after real changes: apply(lower, diff) ==
 });
 
 test('the diff is deterministic: same bytes twice, sorted, times clamped to SOURCE_DATE_EPOCH, gzip mtime 0', async (t) => {
-  const dir = await tempDir(t);
-  const lower = join(dir, 'lower');
-  busyboxRootfs(lower);
-  const upper = join(dir, 'upper');
-  sh(`cp -a ${lower} ${upper}`);
-  change(upper);
+  const { lower, upper } = await changedPair(t);
   const env = { ...process.env, SOURCE_DATE_EPOCH: '1600000000' };
   const a = await spawnDist(['diff', '--gzip', lower, upper], { env });
   const b = await spawnDist(['diff', '--gzip', lower, upper], { env });
