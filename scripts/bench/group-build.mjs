@@ -22,9 +22,12 @@ export default async function build(ctx) {
   if (!existsSync(join(rootfs, 'etc', 'debian_version'))) throw new Error(`bench build: no debootstrapped rootfs in ${rootfs} (scripts/bench/fixtures.mjs makes it)`);
   const debs = readdirSync('/var/cache/apt/archives').filter((f) => /^perl-modules-5\.36_.*\.deb$/.test(f));
   let deb = debs.length ? join('/var/cache/apt/archives', debs[0]) : undefined;
-  const dir = join(scratch, 'build');
+  // A tmpfs directory of this run's own: the shared scratch dir is wiped whenever any bench in
+  // another worktree starts, and this group's setup takes minutes.
+  const dir = join(scratch.replace(/\/[^/]*$/, ''), `dist-build-bench-${process.pid}`);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
+  hook.after(() => rmSync(dir, { recursive: true, force: true }));
   if (!deb) {
     process.stderr.write('bench build: apt-get download perl-modules-5.36 (one time)\n');
     sh(`cd ${dir} && apt-get download -qq perl-modules-5.36`);

@@ -64,12 +64,15 @@ test('dist build: same digests from fresh stores with one SOURCE_DATE_EPOCH; unc
   const a = await dist(join(dir, 'a'), ['build', spec], { SOURCE_DATE_EPOCH: EPOCH });
   const b = await dist(join(dir, 'b'), ['build', spec], { SOURCE_DATE_EPOCH: EPOCH });
   assert.equal(a.stdout, b.stdout, 'same digests');
-  assert.equal(readFileSync(log, 'utf8'), 'ran\nran\n');
+  // Naming one target builds what it is based on too, to the same digests.
+  const only = await dist(join(dir, 'c'), ['build', spec, 'app'], { SOURCE_DATE_EPOCH: EPOCH });
+  assert.equal(only.stdout, a.stdout);
+  assert.equal(readFileSync(log, 'utf8'), 'ran\nran\nran\n');
 
   const again = await dist(join(dir, 'a'), ['build', spec], { SOURCE_DATE_EPOCH: EPOCH });
   assert.equal(again.stdout, a.stdout);
   assert.match(again.stderr, /app: unchanged, reused/);
-  assert.equal(readFileSync(log, 'utf8'), 'ran\nran\n', 'the cached target ran nothing');
+  assert.equal(readFileSync(log, 'utf8'), 'ran\nran\nran\n', 'the cached target ran nothing');
   assert.ok(names(join(dir, 'a')).includes('app-2023-11-14_2'), 'each build adds a dated name');
 
   writeFileSync(join(dir, 'greeting'), 'changed\n');
@@ -77,7 +80,7 @@ test('dist build: same digests from fresh stores with one SOURCE_DATE_EPOCH; unc
   assert.match(changed.stderr, /busybox: unchanged, reused/);
   assert.match(changed.stderr, /app: built/);
   assert.notEqual(changed.stdout, a.stdout);
-  assert.equal(readFileSync(log, 'utf8'), 'ran\nran\nran\n');
+  assert.equal(readFileSync(log, 'utf8'), 'ran\nran\nran\nran\n');
 });
 
 test('dist build: run steps get their own pid and network namespaces (no network unless network: host)', async (t) => {
@@ -96,34 +99,60 @@ test('dist build: run steps get their own pid and network namespaces (no network
   assert.equal(readFileSync(join(dir, 'isolated', 'pid'), 'utf8'), '1\n');
 });
 
-test('dist build: hostile copy destinations and tarball entries stay inside the rootfs', async (t) => {
+/**
+ * Builds one target from `yaml` (given the temp dir and a directory `outside` it must not touch)
+ * and returns the unpacked image; asserts `outside` stayed empty.
+ */
+async function hostile(t: { after(fn: () => unknown): void }, tarball: Buffer | undefined, actions: (outside: string) => string): Promise<{ out: string; outside: string }> {
   requireTool('runc');
   const dir = await lowercaseTempDir(t);
   const outside = join(dir, 'outside');
   mkdirSync(outside);
   writeFileSync(join(dir, 'src.txt'), 'copied\n');
-  writeFileSync(
-    join(dir, 'hostile.tar'),
-    makeTar([
-      { name: '../../escape-file', data: 'x\n' },
-      { name: '/abs-file', data: 'x\n' },
-      { name: 'evil', type: 'symlink', linkname: outside },
-      { name: 'evil/pwned', data: 'x\n' },
-      { name: 'up', type: 'symlink', linkname: '../../../../../../../..' },
-      { name: `up${outside}/pwned-up`, data: 'x\n' },
-    ]),
-  );
+  if (tarball) writeFileSync(join(dir, 'hostile.tar'), tarball);
   const spec = join(dir, 'hostile.yaml');
-  writeFileSync(spec, `hostile:\n  base: empty\n  expand: ./hostile.tar\n  copy:\n    - src.txt ../../etc/climbed\n    - src.txt evil/through-link\n    - src.txt /up/${outside}/through-up\n`);
+  writeFileSync(spec, `hostile:\n  base: empty\n${actions(outside)}`);
   const store = join(dir, 'store');
   await dist(store, ['build', spec]);
   assert.deepEqual(readdirSync(outside), [], 'nothing written outside the rootfs');
-  assert.ok(!existsSync(join(dir, '..', 'escape-file')) && !existsSync('/abs-file') && !existsSync('/etc/climbed'));
   const out = join(dir, 'unpacked');
   await dist(store, ['unpack', 'hostile', out]);
-  for (const p of ['escape-file', 'abs-file', 'etc/climbed', `${outside.slice(1)}/pwned`, `${outside.slice(1)}/pwned-up`, `${outside.slice(1)}/through-link`, `${outside.slice(1)}/through-up`]) {
-    assert.ok(existsSync(join(out, p)), `${p} is inside the rootfs`);
-  }
+  return { out, outside };
+}
+
+test('hostile copy: a destination that climbs out (../../etc) lands inside the rootfs', async (t) => {
+  const { out } = await hostile(t, undefined, () => '  copy: src.txt ../../etc/climbed\n');
+  assert.ok(!existsSync('/etc/climbed'));
+  assert.equal(readFileSync(join(out, 'etc', 'climbed'), 'utf8'), 'copied\n');
+});
+
+test('hostile copy: a destination through a symlink in the rootfs that points outside stays inside', async (t) => {
+  const links = (outside: string) => makeTar([{ name: 'evil', type: 'symlink', linkname: outside }, { name: 'up', type: 'symlink', linkname: '../../../../../../../..' }]);
+  const dir = await lowercaseTempDir(t);
+  const probe = join(dir, 'probe');
+  const { out, outside } = await hostile(t, links(probe), (o) => `  expand: ./hostile.tar\n  copy:\n    - src.txt evil/through-link\n    - src.txt /up/${o}/through-up\n`);
+  // The symlink's target is re-rooted in the rootfs: the copies are under <rootfs>/<outside path>.
+  assert.ok(!existsSync(probe), 'nothing made at the symlink target on the host');
+  assert.ok(existsSync(join(out, probe.slice(1), 'through-link')));
+  assert.ok(existsSync(join(out, outside.slice(1), 'through-up')));
+});
+
+test('hostile tarball: expand entries with .., absolute names and symlink escapes stay inside the rootfs', async (t) => {
+  const dir = await lowercaseTempDir(t);
+  const target = join(dir, 'target');
+  mkdirSync(target);
+  const tarball = makeTar([
+    { name: '../../escape-file', data: 'x\n' },
+    { name: '/abs-file', data: 'x\n' },
+    { name: 'evil', type: 'symlink', linkname: target },
+    { name: 'evil/pwned', data: 'x\n' },
+    { name: 'up', type: 'symlink', linkname: '../../../../../../../..' },
+    { name: `up${target}/pwned-up`, data: 'x\n' },
+  ]);
+  const { out } = await hostile(t, tarball, () => '  expand: ./hostile.tar\n');
+  assert.deepEqual(readdirSync(target), []);
+  assert.ok(!existsSync('/abs-file') && !existsSync(join(dir, '..', 'escape-file')));
+  for (const p of ['escape-file', 'abs-file', `${target.slice(1)}/pwned`, `${target.slice(1)}/pwned-up`]) assert.ok(existsSync(join(out, p)), `${p} is inside the rootfs`);
 });
 
 test('dist build: a bad spec is one line naming the target and the key, and builds nothing', async (t) => {
