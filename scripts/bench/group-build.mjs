@@ -16,6 +16,21 @@ import { containers } from '../../out/test/helpers/podman.js';
 
 const sh = (cmd, opts = {}) => execFileSync('bash', ['-o', 'pipefail', '-c', cmd], { stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 28, ...opts }).toString();
 
+/** User + system seconds of `cmd` and its children, after `prepare`; the median of 3 runs. */
+function cpuSeconds(cmd, prepare, file) {
+  const samples = [];
+  for (let i = 0; i < 3; i++) {
+    sh(prepare);
+    sh(`${cmd}\ntimes > ${file}`);
+    const children = sh(`cat ${file}`).trim().split('\n')[1];
+    samples.push(children.split(/\s+/).reduce((sum, t) => {
+      const m = /^(\d+)m([\d.]+)s$/.exec(t);
+      return sum + Number(m[1]) * 60 + Number(m[2]);
+    }, 0));
+  }
+  return samples.sort((a, b) => a - b)[1];
+}
+
 export default async function build(ctx) {
   const { DIST, work, scratch, hook, hyperfine, ratio, fmt, peakRss } = ctx;
   const rootfs = join(work, 'debian-rootfs');
@@ -71,6 +86,10 @@ export default async function build(ctx) {
     default: 'sync',
   };
   const r = hyperfine('build-commit', cmds, { prepare });
+  // CPU seconds too (user + system of every process a command starts, bash's `times`; median
+  // of 3): on this shared 2-core machine the wall times swing with everyone else's load.
+  const cpu = {};
+  for (const k of ['dist commit', 'umoci repack', 'buildah commit']) cpu[k] = cpuSeconds(cmds[k], prepare[cmds[k]] ?? prepare.default, join(dir, 'times.txt'));
   const rss = await peakRss([DIST, '--root', store, 'commit', changed, '--base', 'debian', '--name', 'debian-perl']);
   sh(`${benv} buildah rm --all >/dev/null; true`);
   const what = `commit of apt-get install perl-modules on Debian (${files.length} entries)`;
@@ -78,6 +97,9 @@ export default async function build(ctx) {
     [what, 'dist commit', fmt(r['dist commit']), 'dist/umoci repack', ratio(r['dist commit'], r['umoci repack']).toFixed(2)],
     [what, 'umoci repack', fmt(r['umoci repack']), '', ''],
     [what, 'buildah commit (vfs)', fmt(r['buildah commit']), 'dist/buildah commit', ratio(r['dist commit'], r['buildah commit']).toFixed(2)],
+    [what, 'CPU seconds: dist commit', `${cpu['dist commit'].toFixed(2)} s`, 'dist/umoci repack (CPU)', (cpu['dist commit'] / cpu['umoci repack']).toFixed(2)],
+    [what, 'CPU seconds: umoci repack', `${cpu['umoci repack'].toFixed(2)} s`, 'dist/buildah commit (CPU)', (cpu['dist commit'] / cpu['buildah commit']).toFixed(2)],
+    [what, 'CPU seconds: buildah commit', `${cpu['buildah commit'].toFixed(2)} s`, '', ''],
     [what, 'dist commit peak RSS', `${rss.toFixed(0)} MiB`, '', ''],
     ['diff of that change', 'dist diff', fmt(r['dist diff']), 'dist diff/tar -c', ratio(r['dist diff'], r['tar -c']).toFixed(2)],
     ['diff of that change', 'tar -c of the changed files', fmt(r['tar -c']), '', ''],
