@@ -11,6 +11,9 @@ import { unpack } from './unpack.js';
 import { verify } from './verify.js';
 import { exportCmd } from './export.js';
 import { importCmd } from './import.js';
+import { diff } from './diff.js';
+import { commit } from './commit.js';
+import { build } from './build.js';
 import { resolve } from './resolve.js';
 import { tags } from './tags.js';
 import { ingest } from './ingest.js';
@@ -25,4 +28,4 @@ import { serve } from './serve.js';
 import type { Command } from './spec.js';
 
 /** Every command, in the order `dist --help` lists them. */
-export const COMMANDS: Command[] = [fetch, ingest, active, abort, list, path, del, get, apply, pull, push, copy, serve, unpack, images, inspect, gc, verify, resolve, tags, login, logout, exportCmd, importCmd];
+export const COMMANDS: Command[] = [fetch, ingest, active, abort, list, path, del, get, apply, pull, push, copy, serve, unpack, images, inspect, diff, commit, build, gc, verify, resolve, tags, login, logout, exportCmd, importCmd];

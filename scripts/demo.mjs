@@ -8,6 +8,8 @@ import { buildImage } from '../out/test/helpers/image.js';
 import { pushFromLayout, startRegistry } from '../out/test/helpers/registry.js';
 import { busyboxRootfs } from '../out/test/helpers/rootfs.js';
 import { makeTar } from '../out/test/helpers/tarfixture.js';
+import { writeFileSync } from 'node:fs';
+import { containers } from '../out/test/helpers/podman.js';
 
 const repo = new URL('..', import.meta.url).pathname.replace(/\/$/, '');
 const demo = join(repo, 'demo');
@@ -66,7 +68,28 @@ async function main() {
   run(`dist export ${R}/demo/busybox:latest -o app-full.tar && ls -l app-delta.tar app-full.tar && tar tvf app-delta.tar`);
   run('dist --root device import app-delta.tar');
   run(`dist --root device unpack ${R}/demo/busybox:latest ./device-rootfs && cat device-rootfs/etc/motd`);
+  await buildDemo();
   process.stdout.write(`\nDone: the rootfs is in ${join(demo, 'rootfs')} (and the store, an OCI layout, in ${join(demo, '.content')}).\n`);
+}
+
+// 4. Making images: a genoci-style spec (the seed's cirros example, on busybox), built into the
+// store and run by podman (vfs storage, default_ulimits = [] as this sandbox needs).
+async function buildDemo() {
+  process.stdout.write('\n# 5. dist build: a busybox rootfs expanded from a tarball, then a target that runs a script and sets an entrypoint\n');
+  const dir = join(demo, 'build');
+  busyboxRootfs(join(dir, 'rootfs'));
+  execSync(`tar --numeric-owner -C ${join(dir, 'rootfs')} -czf ${join(dir, 'busybox.tar.gz')} . && rm -rf ${join(dir, 'rootfs')}`);
+  writeFileSync(
+    join(dir, 'busybox.yaml'),
+    ['busybox:', '  base: empty', '  expand: ./busybox.tar.gz', 'modified:', '  base: busybox', '  run: |', '    echo "Hello, world" > /hw', '  entrypoint: /bin/cat /hw', ''].join('\n'),
+  );
+  run('cat build/busybox.yaml');
+  run('dist --root build/oci build build/busybox.yaml');
+  run('dist --root build/oci build build/busybox.yaml   # again: unchanged targets reuse their layers');
+  run('dist --root build/oci images');
+  const c = await containers({ after: (fn) => hooks.push(fn) });
+  process.stdout.write(`\n\x1b[1m$ podman run --rm --network=none oci:${join(dir, 'oci')}:modified\x1b[0m\n`);
+  execSync(`podman run --rm --network=none oci:${join(dir, 'oci')}:modified`, { env: c.env, stdio: ['ignore', 'inherit', 'ignore'] });
 }
 
 main()

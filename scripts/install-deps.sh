@@ -8,6 +8,7 @@ declare -A pkg=(
   [jq]=jq [zstd]=zstd [htpasswd]=apache2-utils [busybox]=busybox-static [hyperfine]=hyperfine
   [podman]=podman [buildah]=buildah [runc]=runc [squid]=squid [tinyproxy]=tinyproxy
   [curl]=curl [xargs]=findutils [tar]=tar [gzip]=gzip [openssl]=openssl [script]=bsdutils [setpriv]=util-linux [chroot]=coreutils [setfattr]=attr [getfattr]=attr [strace]=strace
+  [debootstrap]=debootstrap [dpkg-deb]=dpkg [xz]=xz-utils [bzip2]=bzip2
 )
 missing=()
 for tool in "${!pkg[@]}"; do

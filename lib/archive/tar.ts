@@ -12,7 +12,8 @@ const require = createRequire(import.meta.url);
  * as UTF-8, and neither the record bytes nor the raw header blocks: so a binary xattr value
  * (`SCHILY.xattr.security.capability`) or a non-UTF-8 `path` would reach dist as U+FFFD. There
  * being no public way to get the bytes, the decoder of PAX records is swapped for one that
- * keeps every byte, and the swap checks itself when loaded (below).
+ * keeps every byte, and the encoder (which writes UTF-8) for one that writes byte strings as
+ * their bytes; the swap checks itself when loaded (below).
  */
 export const TAR_STREAM_VERSION = '3.2.2';
 
@@ -23,7 +24,8 @@ export const TAR_STREAM_VERSION = '3.2.2';
  * through Buffer.from(name, 'latin1').
  *
  * Errors: EINVAL, one line, when the installed tar-stream is not the pinned release or no
- * longer decodes PAX records through `headers.decodePax`: then the patch could silently miss,
+ * longer decodes and encodes PAX records through `headers.decodePax`/`encodePax`: then the
+ * patch could silently miss,
  * and layers would be applied with mangled names and capabilities.
  */
 function load(): typeof TarStream {
@@ -31,11 +33,22 @@ function load(): typeof TarStream {
   const dir = dirname(main);
   const { version } = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { version: string };
   const extractSource = readFileSync(join(dir, 'extract.js'), 'utf8');
-  const headers = require(join(dir, 'headers.js')) as { decodePax?: (buf: Buffer) => Record<string, string> };
-  if (version !== TAR_STREAM_VERSION || typeof headers.decodePax !== 'function' || !extractSource.includes('headers.decodePax(buf)')) {
-    throw new DistError('EINVAL', `tar-stream ${version} is installed, but dist needs exactly ${TAR_STREAM_VERSION} to read PAX records byte for byte; reinstall dist`);
+  const packSource = readFileSync(join(dir, 'pack.js'), 'utf8');
+  const headers = require(join(dir, 'headers.js')) as {
+    decodePax?(buf: Buffer): Record<string, string>;
+    encodePax?(opts: { name?: string; linkname?: string | null; pax?: Record<string, string> | null }): Buffer;
+  };
+  if (
+    version !== TAR_STREAM_VERSION ||
+    typeof headers.decodePax !== 'function' ||
+    typeof headers.encodePax !== 'function' ||
+    !extractSource.includes('headers.decodePax(buf)') ||
+    !packSource.includes('headers.encodePax(')
+  ) {
+    throw new DistError('EINVAL', `tar-stream ${version} is installed, but dist needs exactly ${TAR_STREAM_VERSION} to read and write PAX records byte for byte; reinstall dist`);
   }
   headers.decodePax = decodePaxBytes;
+  headers.encodePax = encodePaxBytes;
   return require('tar-stream');
 }
 
@@ -55,6 +68,27 @@ export function decodePaxBytes(buf: Buffer): Record<string, string> {
     rest = rest.subarray(len);
   }
   return result;
+}
+
+/**
+ * PAX records written byte for byte (the inverse of decodePaxBytes): `path`, `linkpath` and
+ * every `pax` record are latin1 byte strings, and each record's length counts bytes, where
+ * tar-stream's own encoder counts UTF-16 units and writes UTF-8 (so a non-ASCII name or a
+ * binary xattr would be corrupted).
+ */
+export function encodePaxBytes(opts: { name?: string; linkname?: string | null; pax?: Record<string, string> | null }): Buffer {
+  const records: Buffer[] = [];
+  const add = (key: string, value: string) => {
+    const body = Buffer.from(` ${key}=${value}\n`, 'latin1');
+    // The length prefix counts itself: grow it until it is stable.
+    let len = body.length + 1;
+    while (String(len).length + body.length !== len) len = String(len).length + body.length;
+    records.push(Buffer.from(String(len), 'latin1'), body);
+  };
+  if (opts.name) add('path', opts.name);
+  if (opts.linkname) add('linkpath', opts.linkname);
+  for (const [k, v] of Object.entries(opts.pax ?? {})) add(k, v);
+  return Buffer.concat(records);
 }
 
 export const tar = load();

@@ -37,7 +37,7 @@ test('tar-stream: another release, or one that decodes PAX records elsewhere, fa
     writeFileSync(join(dir, 'package.json'), JSON.stringify({ ...pkg, version: '3.9.0' }));
   });
   assert.equal(other.status, 1);
-  assert.equal(other.stderr, `tar-stream 3.9.0 is installed, but dist needs exactly ${TAR_STREAM_VERSION} to read PAX records byte for byte; reinstall dist\n`);
+  assert.equal(other.stderr, `tar-stream 3.9.0 is installed, but dist needs exactly ${TAR_STREAM_VERSION} to read and write PAX records byte for byte; reinstall dist\n`);
   const moved = await withTarStream(t, (dir) => {
     const file = join(dir, 'extract.js');
     writeFileSync(file, readFileSync(file, 'utf8').replaceAll('headers.decodePax(buf)', 'decodePaxRecords(buf)'));
