@@ -70,7 +70,7 @@ export interface RequestOptions {
  * 408, 429 and every 5xx but 501 (Not Implemented) and 505 (HTTP Version Not Supported):
  * those two say the server will never do what was asked, so a retry only delays the error.
  */
-const retryable = (status: number) => status === 408 || status === 429 || (status >= 500 && status <= 599 && status !== 501 && status !== 505);
+export const retryable = (status: number): boolean => status === 408 || status === 429 || (status >= 500 && status <= 599 && status !== 501 && status !== 505);
 const RETRY_ERRORS = new Set([
   // Not ECONNREFUSED: nothing listens, and retrying only delays a clear error.
   'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT',

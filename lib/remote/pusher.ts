@@ -4,7 +4,7 @@ import pLimit from 'p-limit';
 import { hasher, parseDigest } from '../digest.js';
 import { DistError, isDistError } from '../errors.js';
 import { sleep } from '../sleep.js';
-import { errorText, parseRetryAfter, statusError, type RegistryClient, type Response } from './client.js';
+import { errorText, parseRetryAfter, retryable, statusError, type RegistryClient, type Response } from './client.js';
 import type { Locator } from './locator.js';
 import type { Descriptor } from '../image/mediatypes.js';
 
@@ -25,7 +25,6 @@ export const PUSH_CHUNK = 32 << 20;
 /** Times a broken upload is resumed (or restarted when the registry lost it) before giving up. */
 const MAX_RESUMES = 6;
 
-const RETRY_STATUS = new Set([408, 429, 500, 502, 503, 504]);
 
 /** Where a blob's bytes come from: the store (a file) or another registry (a stream). */
 export interface BlobSource {
@@ -200,7 +199,7 @@ class Upload {
           return this.putWhole(false);
         }
         if (res.statusCode === 404) throw await this.forgotten(res, 'PATCH');
-        if (!RETRY_STATUS.has(res.statusCode) && res.statusCode !== 416) throw await statusError(res, `${this.what}: upload chunk ${offset}-${end - 1}`);
+        if (!retryable(res.statusCode) && res.statusCode !== 416) throw await statusError(res, `${this.what}: upload chunk ${offset}-${end - 1}`);
         reason = `${res.statusCode} ${await errorText(res)}`.trim();
       } catch (err) {
         if (this.opts.signal?.aborted || !isDistError(err, 'EREMOTE') || err.data.status !== undefined) throw err;
@@ -280,7 +279,7 @@ class Upload {
         this.hashed = 0;
         return await this.close(await this.body(0, this.desc.size), () => this.checkDigest());
       } catch (err) {
-        if (attempt >= MAX_RESUMES || this.opts.signal?.aborted || !isDistError(err, 'EREMOTE') || (err.data.status !== undefined && !RETRY_STATUS.has(err.data.status as number))) throw err;
+        if (attempt >= MAX_RESUMES || this.opts.signal?.aborted || !isDistError(err, 'EREMOTE') || (err.data.status !== undefined && !retryable(err.data.status as number))) throw err;
         await sleep(100 * attempt, this.opts.signal);
         this.location = undefined;
         await this.start();

@@ -1,6 +1,6 @@
 // bin/dist's start-up machinery: the code cache is used, and the store commands leave undici
 // unloaded. Both are silent when they break (dist only gets slower), so they are tested here.
-// So is the launcher itself: POSIX sh and `env -u`, BusyBox's included.
+// So is the launcher itself: POSIX sh builtins only, BusyBox's sh and env included.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -109,17 +109,17 @@ test('bin/dist starts without node loading NODE_EXTRA_CA_CERTS, and gives it bac
   }
 });
 
-test('bin/dist runs where /usr/bin/env is BusyBox (no env -S) and through a symlink', async (t) => {
+test('bin/dist runs where /bin/sh and /usr/bin/env are BusyBox (no env -S) and through a symlink', async (t) => {
   const busybox = requireTool('busybox');
   requireTool('unshare');
   const dir = await tempDir(t);
   // A symlink elsewhere, as `npm install -g` makes one in <prefix>/bin.
   const link = join(dir, 'dist');
   spawnSync('ln', ['-s', DIST_BIN, link]);
-  const script = `mount --bind ${busybox} /usr/bin/env && /usr/bin/env --help 2>&1 | head -n 1 && ${link} --version && NODE_EXTRA_CA_CERTS=/nonexistent.pem ${link} --root ${dir}/store path sha256:${'a'.repeat(64)}; echo "status $?"`;
+  const script = `mount --bind ${busybox} /usr/bin/env && mount --bind ${busybox} /bin/sh && /bin/sh --help 2>&1 | head -n 1 && ${link} --version && NODE_EXTRA_CA_CERTS=/nonexistent.pem ${link} --root ${dir}/store path sha256:${'a'.repeat(64)}; echo "status $?"`;
   const r = await spawnCapture('unshare', ['-m', 'sh', '-c', script]);
   const lines = r.stdout.trim().split('\n');
-  assert.match(lines[0]!, /^BusyBox v/, 'env is BusyBox in the namespace');
+  assert.match(lines[0]!, /^BusyBox v/, 'sh is BusyBox in the namespace');
   assert.equal(lines[1], JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')).version);
   assert.equal(lines[2], 'status 1');
   assert.equal(r.stderr, `dist path: sha256:${'a'.repeat(64)}: not found in the store\n`);
