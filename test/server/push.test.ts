@@ -183,3 +183,25 @@ test('push: podman push to dist serve --push, then a fresh podman pulls it back 
   const r = fresh.run(['run', '--rm', '--network=none', `${srv.host}/pushed/busybox:3`, 'cat', '/etc/os-release']);
   assert.match(r.stdout, /ID=dist-serve/);
 });
+
+test('push: dist push to dist serve --push, then dist pull it back into another store: every digest equal, nothing left in ingest/', async (t) => {
+  const { img, root: source } = await busyboxStore(t);
+  const { root, srv } = await pushServer(t);
+  const pushed = await runCli(['push', 'registry.test/team/busybox:1', `${srv.host}/pushed/busybox:3`], { root: source });
+  assert.equal(pushed.status, 0, pushed.stderr);
+  assert.equal(pushed.stdout, `${img.manifest}\n`);
+  assert.deepEqual((await leftovers(root)).blobs, [img.manifest, img.config, ...img.layers].sort());
+  assert.deepEqual((await leftovers(root)).ingest, []);
+  const index = JSON.parse(readFileSync(join(root, 'index.json'), 'utf8'));
+  assert.deepEqual(index.manifests.map((m: any) => [m.digest, m.annotations['org.opencontainers.image.ref.name']]), [[img.manifest, 'pushed/busybox:3']]);
+  // A second push of the same image finds every blob there (HEAD), and sends no blob again.
+  const again = await runCli(['push', '--json', 'registry.test/team/busybox:1', `${srv.host}/pushed/busybox:3`], { root: source });
+  assert.equal(again.status, 0, again.stderr);
+  const statuses = again.stdout.trim().split('\n').map((l) => JSON.parse(l)).filter((e) => e.event === 'blob').map((e) => e.status);
+  assert.deepEqual(statuses, statuses.map(() => 'exists'));
+  const back = join(await tempDir(t), 'back');
+  const pulled = await runCli(['pull', `${srv.host}/pushed/busybox:3`], { root: back });
+  assert.equal(pulled.status, 0, pulled.stderr);
+  assert.equal(pulled.stdout, `${img.manifest}\n`);
+  assert.deepEqual((await leftovers(back)).blobs, [img.manifest, img.config, ...img.layers].sort());
+});
