@@ -1,18 +1,11 @@
 import { createHash } from 'node:crypto';
 import { closeSync, lstatSync, openSync, readdirSync, readlinkSync, readSync } from 'node:fs';
 import { readXattrs } from '../../lib/archive/xattrs.js';
+import type { ObservedEntry } from './rootfs.js';
 
 /** What the diff law compares, per path: type, mode, owner, size, content, link target, rdev, hardlink group, xattrs, file mtime (s). */
-export interface LawEntry {
-  type: string;
+export interface LawEntry extends ObservedEntry {
   mode: number;
-  uid: number;
-  gid: number;
-  size?: number;
-  sha256?: string;
-  target?: string;
-  rdev?: number;
-  mtime?: number;
   links?: string;
   xattrs?: Record<string, string>;
 }

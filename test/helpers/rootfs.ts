@@ -4,10 +4,9 @@ import { chmodSync, chownSync, copyFileSync, linkSync, lstatSync, mkdirSync, rea
 import { requireTool } from './cli.js';
 import { join } from 'node:path';
 
-/** Everything a user can observe of a tree, per path, for comparing two unpackers. */
-export interface TreeEntry {
+/** What both tree comparisons observe of a path, whatever form they give its mode and links in. */
+export interface ObservedEntry {
   type: string;
-  mode: string;
   uid: number;
   gid: number;
   size?: number;
@@ -15,6 +14,11 @@ export interface TreeEntry {
   target?: string;
   rdev?: number;
   mtime?: number;
+}
+
+/** Everything a user can observe of a tree, per path, for comparing two unpackers. */
+export interface TreeEntry extends ObservedEntry {
+  mode: string;
   /** Other paths sharing this inode (hardlink grouping). */
   links?: string[];
 }
