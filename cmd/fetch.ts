@@ -82,7 +82,7 @@ async function streamVerified(body: Readable & Lending, digest: string, verify: 
   };
   const fd = io.stdoutFd;
   if (fd !== undefined) {
-    // The process's own stdout: each chunk of the connection's read buffer is written out
+    // The process's own stdout: each chunk undici delivers is written out
     // before the next read (a blocking write to a full pipe holds the socket back).
     await body.lend((chunk) => {
       onChunk(chunk);

@@ -62,7 +62,7 @@ export async function writeBlob(store: Store, body: (offset: number) => Readable
     }
     const sink = new IngestSink(writer, writer.offset - start, opts.onWrite);
     const source = await body(start);
-    // A lending source (a blob from the registry) hands over each chunk of its read buffer to
+    // A lending source (a blob from the registry) hands over each chunk as undici delivers it, to
     // be hashed and written at once, with no stream in between (lib/lend.ts).
     if (canLend(source)) await source.lend((chunk) => sink.take([chunk]));
     else await streamPromises().pipeline(source, sink, { signal: opts.signal });

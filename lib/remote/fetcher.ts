@@ -149,8 +149,8 @@ export async function openBlob(client: RegistryClient, loc: Locator, digest: str
 
 /**
  * A blob's bytes from `start`, across as many GETs as it takes. Read it as a stream, or lend
- * it (lib/lend.ts): chunks then go from the connection's read buffer to the caller with no
- * copy. As a stream, chunks flow from the socket straight into this stream, with backpressure
+ * it (lib/lend.ts): chunks then go from undici's dispatch handler to the caller with no
+ * stream in between. As a stream, chunks flow from the socket straight into this stream, with backpressure
  * passed back by pausing the response: an async generator here cost a promise per chunk and a
  * copy of whatever had queued (profiled, ~30 ms of CPU per 64 MiB in a process doing nothing
  * else). Nothing is requested beyond the first response until the body is read or lent.

@@ -110,7 +110,7 @@ test('auth (token): an identity token from config.json is exchanged by POST for 
   const cfg = await tempDir(t);
   const config = (token: string) => writeFile(join(cfg, 'config.json'), JSON.stringify({ auths: { [reg.host]: { auth: '', identitytoken: token } } }));
   await config(IDENTITY_TOKEN);
-  // A real process: the POST is the one request that loads undici (lib/remote/undici.ts).
+  // A real process: the identity token goes by POST through the same undici transport.
   const ok = await spawnDist(['fetch', `${reg.host}/team/app`, big], { env: { ...process.env, DOCKER_CONFIG: cfg } });
   assert.equal(ok.status, 0, ok.stderr);
   assert.equal(ok.stderr, '');
