@@ -1,5 +1,5 @@
 import { statSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import lockfile from 'proper-lockfile';
 import { mkdirp, stat } from '../fsp.js';
 import { join } from 'node:path';
 import { DistError, sysCode } from '../errors.js';
@@ -14,16 +14,6 @@ import { sleep } from '../sleep.js';
  */
 const STALE_MS = 5000;
 const UPDATE_MS = 1000;
-
-type Lockfile = typeof import('proper-lockfile');
-let lockfile: Lockfile | undefined;
-/**
- * proper-lockfile, loaded at the first lock: with graceful-fs and signal-exit it costs a few
- * ms, which `dist path` and the listing commands never need.
- */
-function lib(): Lockfile {
-  return (lockfile ??= createRequire(import.meta.url)('proper-lockfile') as Lockfile);
-}
 
 /** A lock this process holds on `path` (a directory). */
 export interface Lock {
@@ -66,7 +56,7 @@ export function takeLock(path: string): Lock | undefined {
   let compromised: Error | undefined;
   let unlock: () => void;
   try {
-    unlock = lib().lockSync(path, {
+    unlock = lockfile.lockSync(path, {
       ...options(path),
       onCompromised: (err: Error) => {
         compromised ??= new DistError('ELOCKED', `lock ${path} lost: ${err.message}`);
