@@ -1,7 +1,8 @@
 // make bench: dist beside its peers, in one run, on the same fixtures, as whole processes.
 // Timing is hyperfine's (medians and min-max over repeated runs); peak RSS is read from
 // /proc/<pid>/status (VmHWM) while the process runs. Prints a Markdown table of ratios and
-// writes it to bench/results.md. `node scripts/bench/run.mjs jobs` measures pull -j instead.
+// writes it to bench/results.md. `node scripts/bench/run.mjs jobs` measures pull -j instead;
+// `node scripts/bench/run.mjs pull` runs only the pull rows and prints them.
 // Each scripts/bench/group-*.mjs adds a group of rows (see runGroups); `node
 // scripts/bench/run.mjs group NAME...` runs only those groups (group-NAME.mjs) and prints them.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
@@ -22,6 +23,9 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 7);
 // costs every other node process ~75 ms when set. Floors and the node start-up baseline run
 // without it: a floor is the least a Node tool could cost.
 const NODE = 'env -u NODE_EXTRA_CA_CERTS node';
+// The undici floors start node as bin/dist does: without Node's own fetch, whose globals undici
+// reads at load (~10 ms a process).
+const UNDICI_NODE = `${NODE} --no-experimental-fetch`;
 const extraCa = process.env.NODE_EXTRA_CA_CERTS;
 const hooks = [];
 const hook = { after: (fn) => hooks.push(fn) };
@@ -209,6 +213,12 @@ async function main() {
     const hashFloor = `cd ${scratch}/seed && ${NODE} -e 0 && ${manifest} | jq -r '.layers[] | "curl -s http://${R}/v2/bench/${image}/blobs/"+.digest+" | ${NODE} ${repo}/scripts/bench/hash-stdin.cjs ${scratch}/seed/"+.digest' | xargs -I{} -P10 -n1 sh -c "{}"`;
     // And with a Node script in curl's place that verifies what it streams, as dist fetch does.
     const verifyFloor = `cd ${scratch}/seed && ${NODE} -e 0 && ${manifest} | jq -r '.layers[] | "${NODE} ${repo}/scripts/bench/fetch-hash.cjs http://${R}/v2/bench/${image}/blobs/"+.digest+" "+.digest+" | ${NODE} ${repo}/scripts/bench/hash-stdin.cjs ${scratch}/seed/"+.digest' | xargs -I{} -P10 -n1 sh -c "{}"`;
+    // And with undici in fetch-hash's place (fetch-undici.cjs: undici's public entry loaded as
+    // dist loads it, one dispatch): the floor for a tool that must make its requests with undici.
+    const undiciFloor = `cd ${scratch}/seed && ${NODE} -e 0 && ${manifest} | jq -r '.layers[] | "${UNDICI_NODE} ${repo}/scripts/bench/fetch-undici.cjs http://${R}/v2/bench/${image}/blobs/"+.digest+" "+.digest+" | ${NODE} ${repo}/scripts/bench/hash-stdin.cjs ${scratch}/seed/"+.digest' | xargs -I{} -P10 -n1 sh -c "{}"`;
+    // dist pull's floor on undici: the same GETs, 4 at a time, in one Node process that loads
+    // undici as dist does and discards the bytes (no hashing, no store).
+    const undiciPullFloor = `${UNDICI_NODE} ${repo}/scripts/bench/pull-undici.cjs http://${R}/v2/bench/${image} 1 ${mt}`;
     // The registry's own floor: the same manifest, config and layers fetched by curl, 4 at a
     // time as dist pull does, into /dev/null (no hashing, no store).
     const objects = [`manifests/1`, ...[meta[image].config, ...meta[image].layers].map((d) => `blobs/${d}`)];
@@ -221,7 +231,9 @@ async function main() {
       'node floor': nodeFloor,
       'hash floor': hashFloor,
       'verify floor': verifyFloor,
+      'undici floor': undiciFloor,
       'registry floor': registryFloor,
+      'undici pull floor': undiciPullFloor,
     };
     const freshSeed = `rm -rf ${scratch}/seed; mkdir -p ${scratch}/seed; sync`;
     const prepare = {
@@ -232,28 +244,41 @@ async function main() {
       [cmds['node floor']]: freshSeed,
       [cmds['hash floor']]: freshSeed,
       [cmds['verify floor']]: freshSeed,
+      [cmds['undici floor']]: freshSeed,
     };
     const r = hyperfine(`pull-${image}`, cmds, { prepare });
     const what = image === 'large' ? 'pull 8 x 64 MiB' : 'pull 40 small layers';
     // The CPU budget: on a machine whose cores are all busy, the pipeline cannot beat its CPU
     // seconds over the cores. Over dist pull's wall time, that is the least pipeline/pull can be.
     const budget = {};
-    for (const k of ['dist pull', 'seed pipeline', 'verify floor', 'node floor']) {
+    for (const k of ['dist pull', 'seed pipeline', 'verify floor', 'undici floor', 'node floor']) {
       budget[k] = cpuSeconds(cmds[k], prepare[cmds[k]], reg.pid);
     }
     rows.push([what, 'dist pull', fmt(r['dist pull']), '', '']);
     for (const peer of ['skopeo copy', 'ctr content fetch']) rows.push([what, peer, fmt(r[peer]), `dist/${peer.split(' ')[0]}`, ratio(r['dist pull'], r[peer]).toFixed(2)]);
     rows.push([what, 'floor: the registry alone, curl -Z (4 at a time) to /dev/null', fmt(r['registry floor']), 'floor/dist pull', ratio(r['registry floor'], r['dist pull']).toFixed(2)]);
+    rows.push([what, 'floor: undici alone in Node (pull-undici.cjs: same GETs, 4 at a time, no hashing, no store)', fmt(r['undici pull floor']), 'dist pull/floor', ratio(r['dist pull'], r['undici pull floor']).toFixed(2)]);
+    rows.push([what, '', '', 'floor/skopeo', ratio(r['undici pull floor'], r['skopeo copy']).toFixed(2)]);
     rows.push([what, 'seed xargs -P10 pipeline', fmt(r['seed pipeline']), 'pipeline/dist pull', ratio(r['seed pipeline'], r['dist pull']).toFixed(2)]);
     rows.push([what, 'floor: same pipeline, node -e 0 as each dist', fmt(r['node floor']), 'floor/dist pull', ratio(r['node floor'], r['dist pull']).toFixed(2)]);
     rows.push([what, 'floor: same pipeline, curl \\| node hash-stdin.cjs', fmt(r['hash floor']), 'floor/dist pull', ratio(r['hash floor'], r['dist pull']).toFixed(2)]);
     rows.push([what, 'floor: same pipeline, node fetch-hash.cjs \\| node hash-stdin.cjs (both ends verify)', fmt(r['verify floor']), 'floor/dist pull', ratio(r['verify floor'], r['dist pull']).toFixed(2)]);
+    rows.push([what, 'floor: same pipeline, node fetch-undici.cjs \\| node hash-stdin.cjs (both verify; the fetch on undici)', fmt(r['undici floor']), 'floor/dist pull', ratio(r['undici floor'], r['dist pull']).toFixed(2)]);
+    rows.push([what, 'seed pipeline against its floors', '', 'pipeline/both-verify floor', ratio(r['seed pipeline'], r['verify floor']).toFixed(2)]);
+    rows.push([what, '', '', 'pipeline/undici floor', ratio(r['seed pipeline'], r['undici floor']).toFixed(2)]);
+    rows.push([what, '', '', 'undici floor/both-verify floor', ratio(r['undici floor'], r['verify floor']).toFixed(2)]);
     const cpu = (k) => `${budget[k].total.toFixed(2)} s CPU (registry ${budget[k].registry.toFixed(2)})`;
     const bound = (k) => (budget[k].total / CORES / r['dist pull'].median).toFixed(2);
     rows.push([what, 'CPU budget: dist pull, all processes and the registry', cpu('dist pull'), '', '']);
     rows.push([what, 'CPU budget: seed pipeline', cpu('seed pipeline'), `least pipeline/dist pull on ${CORES} cores`, bound('seed pipeline')]);
     rows.push([what, 'CPU budget: both-verify floor', cpu('verify floor'), `least floor/dist pull on ${CORES} cores`, bound('verify floor')]);
+    rows.push([what, 'CPU budget: undici floor', cpu('undici floor'), `least floor/dist pull on ${CORES} cores`, bound('undici floor')]);
     rows.push([what, 'CPU budget: node -e 0 floor', cpu('node floor'), `least floor/dist pull on ${CORES} cores`, bound('node floor')]);
+  }
+
+  if (mode === 'pull') {
+    process.stdout.write(`${rows.map((r) => `| ${r.join(' | ')} |`).join('\n')}\n`);
+    return;
   }
 
   // Unpack: the real Debian image, pulled once into a store that umoci reads directly.
