@@ -5,7 +5,7 @@ import { DistError } from './errors.js';
 import { isIndex, isManifest, type Descriptor, type Platform } from './image/mediatypes.js';
 import { findImage } from './image/names.js';
 import { formatPlatform, selectManifest } from './image/platform.js';
-import { readJsonBlob } from './image/walk.js';
+import { readManifestBytes } from './image/walk.js';
 import type { RegistryClient } from './remote/client.js';
 import { fetchManifest, listTags, readBlob } from './remote/fetcher.js';
 import type { ImageRef } from './remote/locator.js';
@@ -80,10 +80,7 @@ export async function inspectLocal(store: Store, nameOrDigest: string, opts: Ins
     if (!(await store.has(d.digest))) throw new DistError('ENOENT', `${d.digest}: not in the store`, { digest: d.digest });
     return verified(d, await readFile(store.blobPath(d.digest)));
   };
-  const manifestBytes = async (d: Descriptor) => {
-    await readJsonBlob(store, d.digest); // bounded and verified
-    return readFile(store.blobPath(d.digest));
-  };
+  const manifestBytes = async (d: Descriptor) => readManifestBytes(store, d.digest);
   const top = { descriptor: image.descriptor, bytes: await manifestBytes(image.descriptor) };
   return walk({ manifest: manifestBytes, blob: read }, image.name, top, opts);
 }

@@ -4,8 +4,7 @@ import { DistError } from './errors.js';
 import { isIndex, isManifest, type Descriptor } from './image/mediatypes.js';
 import { findImage } from './image/names.js';
 import { mountSources, recordSources } from './image/sources.js';
-import { readJsonBlob } from './image/walk.js';
-import { readFile } from './fsp.js';
+import { readManifestBytes } from './image/walk.js';
 import type { RegistryClient } from './remote/client.js';
 import type { ImageRef } from './remote/locator.js';
 import { blobsOf, pushImage, type ManifestBytes, type PushEvent, type PushImageResult } from './remote/pusher.js';
@@ -69,7 +68,6 @@ export async function push(store: Store, client: RegistryClient, nameOrDigest: s
 
 /** A manifest or index from the store, verified, with its exact bytes. */
 async function local(store: Store, desc: Descriptor): Promise<ManifestBytes> {
-  await readJsonBlob(store, desc.digest); // verifies digest and size bound
-  const bytes = await readFile(store.blobPath(desc.digest));
+  const bytes = readManifestBytes(store, desc.digest);
   return { descriptor: { mediaType: desc.mediaType, digest: desc.digest, size: bytes.length }, bytes };
 }

@@ -28,6 +28,20 @@ export async function readIndex(store: Store): Promise<{ manifests: Descriptor[]
  * Errors: ENOENT (not in the store), EINVAL (too large or not JSON), EINTEGRITY.
  */
 export async function readJsonBlob<T = any>(store: Store, digest: string): Promise<T> {
+  const buf = readManifestBytes(store, digest);
+  try {
+    return JSON.parse(buf.toString('utf8'));
+  } catch {
+    throw new DistError('EINVAL', `${digest}: not valid JSON`, { digest });
+  }
+}
+
+/**
+ * The exact bytes of a manifest, index or config blob in the store, verified and bounded to
+ * 4 MiB (push, serve and export send them as stored). Synchronous: small, and bounded before
+ * it is read. Errors: ENOENT (not in the store), EINVAL (too large), EINTEGRITY.
+ */
+export function readManifestBytes(store: Store, digest: string): Buffer {
   const d = parseDigest(digest);
   let fd: number;
   try {
@@ -38,7 +52,6 @@ export async function readJsonBlob<T = any>(store: Store, digest: string): Promi
   }
   let buf: Buffer;
   try {
-    // Synchronous: a manifest is small, and bounded before it is read.
     const { size } = fstatSync(fd);
     if (size > MAX_MANIFEST_BYTES) {
       throw new DistError('EINVAL', `${digest}: ${size} bytes is over the 4 MiB limit for manifests`, { digest });
@@ -48,11 +61,7 @@ export async function readJsonBlob<T = any>(store: Store, digest: string): Promi
     closeSync(fd);
   }
   if (digestOf(buf, d.algorithm) !== d.text) throw new DistError('EINTEGRITY', `${digest}: blob is corrupt`, { digest });
-  try {
-    return JSON.parse(buf.toString('utf8'));
-  } catch {
-    throw new DistError('EINVAL', `${digest}: not valid JSON`, { digest });
-  }
+  return buf;
 }
 
 export interface Reached {

@@ -1,8 +1,9 @@
-import { closeSync, fstatSync, openSync, read, readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, read } from 'node:fs';
 import type { ServerResponse } from 'node:http';
-import { digestOf, parseDigest } from '../digest.js';
-import { DistError, sysCode } from '../errors.js';
-import { MAX_MANIFEST_BYTES, MT } from '../image/mediatypes.js';
+import { parseDigest } from '../digest.js';
+import { DistError, isDistError, sysCode } from '../errors.js';
+import { MT } from '../image/mediatypes.js';
+import { readManifestBytes } from '../image/walk.js';
 import { isTagName, manifestType } from './catalog.js';
 import { sendJson, type Ctx } from './context.js';
 import { RegistryError } from './errors.js';
@@ -59,24 +60,17 @@ export async function getManifest(ctx: Ctx): Promise<void> {
   ctx.res.end(ctx.head ? undefined : bytes);
 }
 
-/** A manifest's bytes from the store, bounded to 4 MiB and checked against its digest. */
+/**
+ * A manifest's bytes from the store, bounded to 4 MiB and checked against its digest: a blob
+ * corrupted on disk is refused rather than served.
+ */
 function readManifest(ctx: Ctx, digest: string): Buffer {
-  const path = ctx.state.store.blobPath(digest);
-  let fd: number;
   try {
-    fd = openSync(path, 'r');
+    return readManifestBytes(ctx.state.store, digest);
   } catch (err) {
-    if (sysCode(err) === 'ENOENT') throw new RegistryError('MANIFEST_UNKNOWN', `${digest}: manifest unknown`);
+    if (isDistError(err, 'ENOENT')) throw new RegistryError('MANIFEST_UNKNOWN', `${digest}: manifest unknown`);
+    if (isDistError(err, 'EINVAL')) throw new RegistryError('MANIFEST_UNKNOWN', `${digest}: over the 4 MiB manifest limit`);
     throw err;
-  }
-  try {
-    if (fstatSync(fd).size > MAX_MANIFEST_BYTES) throw new RegistryError('MANIFEST_UNKNOWN', `${digest}: over the 4 MiB manifest limit`);
-    const bytes = readFileSync(fd);
-    // Small and read whole anyway: a blob corrupted on disk is refused rather than served.
-    if (digestOf(bytes, parseDigest(digest).algorithm) !== digest) throw new DistError('EINTEGRITY', `${digest}: corrupt in the store`);
-    return bytes;
-  } finally {
-    closeSync(fd);
   }
 }
 

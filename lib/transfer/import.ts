@@ -12,7 +12,7 @@ import { digestOf, hasher, parseDigest } from '../digest.js';
 import { DistError, isDistError } from '../errors.js';
 import { isIndex, isManifest, MAX_MANIFEST_BYTES, MT, REF_NAME, type Descriptor } from '../image/mediatypes.js';
 import { setName } from '../image/names.js';
-import { readJsonBlob } from '../image/walk.js';
+import { readJsonBlob, readManifestBytes } from '../image/walk.js';
 import { CONTAINERD_NAME, EXCLUDED_FILE, normaliseName } from './layout.js';
 
 export interface ImportOptions {
@@ -40,7 +40,6 @@ const BLOB = /^blobs\/([a-z0-9]+)\/([a-f0-9]+)$/;
 /** A file that is neither a named blob nor metadata: a legacy `layer.tar`, held in an open ingest until checked. */
 interface Pending {
   writer: Writer;
-  raw: Hash;
   /** Hash of the decompressed bytes (compressed layers only). */
   diff?: { hash: Hash; stream: NodeJS.ReadWriteStream; done: Promise<unknown> };
   compression: Compression;
@@ -228,11 +227,11 @@ async function ingestBlob(store: Store, entry: AsyncIterable<unknown>, digest: s
   }
 }
 
-/** Streams a file that may be a legacy layer into an open ingest, hashing it raw and decompressed. */
+/** Streams a file that may be a legacy layer into an open ingest (which hashes it raw), hashing it decompressed too. */
 async function holdLayer(store: Store, entry: AsyncIterable<unknown>, ref: string, size: number, signal?: AbortSignal): Promise<Pending> {
   const opened = await openWriter(store, { ref, total: size, signal });
   if (opened.exists) throw new Error('unreachable: an ingest without an expected digest never exists');
-  const p: Pending = { writer: opened.writer, raw: hasher('sha256'), compression: 'none', size };
+  const p: Pending = { writer: opened.writer, compression: 'none', size };
   try {
     let first = true;
     for await (const chunk of entry) {
@@ -251,10 +250,10 @@ async function holdLayer(store: Store, entry: AsyncIterable<unknown>, ref: strin
         }
       }
       p.writer.write([buf]);
-      p.raw.update(buf);
       if (p.diff && !p.diff.stream.write(buf)) await Promise.race([once(p.diff.stream, 'drain'), p.diff.done.catch(() => {})]);
     }
-    p.digest = `sha256:${p.raw.digest('hex')}`;
+    // The ingest hashes what it holds (sha256, no digest being expected): the raw digest.
+    p.digest = p.writer.heldDigest();
     if (p.diff) {
       p.diff.stream.end();
       try {
@@ -449,7 +448,7 @@ function resolveIn(c: Contents, name: string): string {
 async function fileBytes(store: Store, c: Contents, name: string): Promise<Buffer> {
   const path = resolveIn(c, name);
   if (c.metadata.has(path)) return c.metadata.get(path)!;
-  if (c.blobs.has(path)) return Buffer.from(JSON.stringify(await readJsonBlob(store, c.blobs.get(path)!)));
+  if (c.blobs.has(path)) return readManifestBytes(store, c.blobs.get(path)!);
   throw new DistError('EINVAL', `manifest.json: config ${name} is not a JSON file`);
 }
 
