@@ -334,9 +334,10 @@ async function adoptDeadIngest(store: Store, dir: string, ref: string, expected:
   const candidates: { other: string; size: number }[] = [];
   for (const key of keys) {
     const other = join(store.ingestRoot, key);
-    if (isTempBlobName(key) || other === dir) continue;
+    // The one-stat liveness check first: during a pull most other ingests are live.
+    if (isTempBlobName(key) || other === dir || ingestLive(other)) continue;
     const s = await readStatus(other);
-    if (fits(s) && !ingestLive(other)) candidates.push({ other, size: s.size! });
+    if (fits(s)) candidates.push({ other, size: s.size! });
   }
   candidates.sort((a, b) => b.size - a.size);
   for (const { other } of candidates) {
