@@ -27,15 +27,6 @@ export interface ExportOptions {
   signal?: AbortSignal;
 }
 
-export interface ExportResult {
-  /** Blobs written into the archive. */
-  blobs: number;
-  /** Blobs the images need that were left out (listed in the archive). */
-  excluded: string[];
-  /** Bytes of blob content written (headers excluded). */
-  bytes: number;
-}
-
 /** One named image as exported: the descriptor index.json names, and its platform manifests. */
 interface Picked {
   name: string;
@@ -60,7 +51,7 @@ interface Picked {
  * give the same bytes. Errors: ENOENT (no such image, or a blob missing from the store),
  * EINVAL (bad options or manifests).
  */
-export async function exportImages(store: Store, names: string[], out: Writable, opts: ExportOptions): Promise<ExportResult> {
+export async function exportImages(store: Store, names: string[], out: Writable, opts: ExportOptions): Promise<void> {
   const format = opts.format ?? 'oci';
   if (format === 'docker' && opts.exclude?.size) throw new DistError('EINVAL', '--exclude-from needs the oci format: docker archives carry every layer');
   if (names.length === 0) throw new DistError('EINVAL', 'name at least one image to export');
@@ -72,10 +63,10 @@ export async function exportImages(store: Store, names: string[], out: Writable,
   // A failed write (EPIPE, the signal) must stop the producer below, not leave it waiting.
   written.catch((err) => pack.destroy(err));
   try {
-    const result = format === 'oci' ? await writeOci(store, pack, picked, opts) : await writeDocker(store, pack, picked, opts);
+    if (format === 'oci') await writeOci(store, pack, picked, opts);
+    else await writeDocker(store, pack, picked, opts);
     pack.finalize();
     await written;
-    return result;
   } catch (err) {
     pack.destroy(err as Error);
     await written.catch(() => {});
@@ -150,7 +141,7 @@ function platformOf(config: any): Platform | undefined {
   return typeof config?.os === 'string' && typeof config?.architecture === 'string' ? { os: config.os, architecture: config.architecture, variant: config.variant } : undefined;
 }
 
-async function writeOci(store: Store, pack: TarStream.Pack, picked: Picked[], opts: ExportOptions): Promise<ExportResult> {
+async function writeOci(store: Store, pack: TarStream.Pack, picked: Picked[], opts: ExportOptions): Promise<void> {
   const blobs = new Map<string, Descriptor>();
   const add = (d: Descriptor) => blobs.set(d.digest, d);
   for (const p of picked) {
@@ -167,13 +158,11 @@ async function writeOci(store: Store, pack: TarStream.Pack, picked: Picked[], op
 
   directory(pack, 'blobs/');
   let dir = '';
-  let bytes = 0;
   for (const { d, body } of sources) {
     opts.signal?.throwIfAborted();
     const alg = `blobs/${d.digest.slice(0, d.digest.indexOf(':'))}/`;
     if (alg !== dir) directory(pack, (dir = alg));
     await entry(pack, blobPath(d.digest), body);
-    bytes += body.size;
   }
   if (excluded.length) await entry(pack, EXCLUDED_FILE, json({ excluded }));
   const index = {
@@ -189,7 +178,6 @@ async function writeOci(store: Store, pack: TarStream.Pack, picked: Picked[], op
   await entry(pack, 'index.json', json(index));
   await entry(pack, 'manifest.json', json(dockerManifest(picked, opts.hostPlatform, (d) => blobPath(d), (m) => m.manifest.layers.map((l: Descriptor) => blobPath(l.digest)))));
   await entry(pack, 'oci-layout', json({ imageLayoutVersion: '1.0.0' }));
-  return { blobs: kept.length, excluded, bytes };
 }
 
 /**
@@ -226,7 +214,7 @@ async function uncompressedLayer(store: Store, d: Descriptor): Promise<{ size: n
   return { size, open };
 }
 
-async function writeDocker(store: Store, pack: TarStream.Pack, picked: Picked[], opts: ExportOptions): Promise<ExportResult> {
+async function writeDocker(store: Store, pack: TarStream.Pack, picked: Picked[], opts: ExportOptions): Promise<void> {
   /** path -> entry body, written in path order at the end. */
   const files = new Map<string, Buffer | { d: Descriptor }>();
   const repositories: Record<string, Record<string, string>> = {};
@@ -259,8 +247,6 @@ async function writeDocker(store: Store, pack: TarStream.Pack, picked: Picked[],
   const manifest = dockerManifest(picked, opts.hostPlatform, (d) => `${d.slice(d.indexOf(':') + 1)}.json`, (m) => layerDirs.get(m.desc.digest)!.map((id) => `${id}/layer.tar`));
   files.set('manifest.json', json(manifest));
   files.set('repositories', json(repositories));
-  let bytes = 0;
-  let blobs = 0;
   let lastDir = '';
   for (const path of [...files.keys()].sort()) {
     opts.signal?.throwIfAborted();
@@ -273,8 +259,5 @@ async function writeDocker(store: Store, pack: TarStream.Pack, picked: Picked[],
     }
     const body = path.endsWith('/layer.tar') ? await uncompressedLayer(store, f.d) : storedBlob(store, f.d);
     await entry(pack, path, body);
-    bytes += body.size;
-    blobs++;
   }
-  return { blobs, excluded: [], bytes };
 }

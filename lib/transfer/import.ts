@@ -27,8 +27,6 @@ export interface ImportedImage {
 
 export interface ImportResult {
   images: ImportedImage[];
-  /** Blobs committed by this import (the others were in the store already). */
-  committed: number;
 }
 
 /** The metadata files of the archive formats, held in memory (each at most 4 MiB). */
@@ -87,9 +85,8 @@ export async function importArchive(store: Store, input: Readable, opts: ImportO
   const lease = await Lease.create(store);
   const contents: Contents = { blobs: new Map(), metadata: new Map(), pending: new Map(), links: new Map() };
   const session = `import-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`;
-  let committed = 0;
   try {
-    committed += await readArchive(store, input, contents, lease, session, opts.signal);
+    await readArchive(store, input, contents, lease, session, opts.signal);
     const plan = contents.metadata.has('index.json') && contents.metadata.has('oci-layout') ? await planOci(store, contents) : await planDocker(store, contents);
     await checkPresent(store, contents, plan.needed);
     // Everything is checked: commit the legacy layers and the manifests built for them, then name.
@@ -98,17 +95,16 @@ export async function importArchive(store: Store, input: Readable, opts: ImportO
       await lease.add([p.digest!]);
       await p.writer.commit();
       p.ended = true;
-      committed++;
     }
     for (const bytes of plan.put) {
       const digest = digestOf(bytes);
       await lease.add([digest]);
-      if (!(await putBlob(store, bytes, digest)).existed) committed++;
+      await putBlob(store, bytes, digest);
       put.push(digest);
     }
     if (put.length) syncBlobDirs(store, put);
     for (const image of plan.images) if (image.name) await setName(store, image.name, image.descriptor);
-    return { images: plan.images, committed };
+    return { images: plan.images };
   } finally {
     for (const p of contents.pending.values()) if (!p.ended) await p.writer.abort().catch(() => {});
     await lease.end();
@@ -126,7 +122,7 @@ function archivePath(name: string, what = 'entry'): string {
 }
 
 /** Runs the tar through, entry by entry. Returns the number of blobs committed. */
-async function readArchive(store: Store, input: Readable, c: Contents, lease: Lease, session: string, signal?: AbortSignal): Promise<number> {
+async function readArchive(store: Store, input: Readable, c: Contents, lease: Lease, session: string, signal?: AbortSignal): Promise<void> {
   const head = await peek(input, 6);
   const unzip = decompressor(sniff(head));
   const extract = tar.extract({ filenameEncoding: 'latin1' } as object);
@@ -135,7 +131,6 @@ async function readArchive(store: Store, input: Readable, c: Contents, lease: Le
   if (unzip) input.on('error', (err) => unzip.destroy(err));
   source.on('error', (err) => extract.destroy(err));
   source.pipe(extract);
-  let committed = 0;
   let metadataBytes = 0;
   try {
     for await (const entry of extract) {
@@ -158,7 +153,7 @@ async function readArchive(store: Store, input: Readable, c: Contents, lease: Le
       const blob = BLOB.exec(path);
       if (blob) {
         const digest = parseDigest(`${blob[1]}:${blob[2]}`).text;
-        if (await ingestBlob(store, entry, digest, size, lease, signal)) committed++;
+        await ingestBlob(store, entry, digest, size, lease, signal);
         c.blobs.set(path, digest);
       } else if (METADATA.test(path)) {
         if (size > MAX_MANIFEST_BYTES) throw new DistError('EINVAL', `archive entry ${path}: ${size} bytes is over the 4 MiB limit for metadata`);
@@ -175,7 +170,6 @@ async function readArchive(store: Store, input: Readable, c: Contents, lease: Le
     extract.destroy();
     throw corrupt(err);
   }
-  return committed;
 }
 
 /** tar-stream's and zlib's errors, as one line saying the archive is broken. */
@@ -199,26 +193,30 @@ async function readAll(entry: AsyncIterable<unknown>): Promise<Buffer> {
  * Streams a `blobs/` entry into an ingest that must hash to its name, and commits it. True
  * when committed now, false when the store had it (the entry is then skipped).
  */
-async function ingestBlob(store: Store, entry: AsyncIterable<unknown>, digest: string, size: number, lease: Lease, signal?: AbortSignal): Promise<boolean> {
-  const ask = () => openWriter(store, { ref: `import@${digest}`, expected: digest, total: size, signal });
-  let opened = await ask();
-  // A resumed ingest of this blob holds bytes of an earlier try; a tar cannot start mid-entry.
-  if (!opened.exists && opened.writer.offset > 0) {
-    await opened.writer.abort();
-    opened = await ask();
-  }
+async function ingestBlob(store: Store, entry: AsyncIterable<unknown>, digest: string, size: number, lease: Lease, signal?: AbortSignal): Promise<void> {
+  const opened = await openWriter(store, { ref: `import@${digest}`, expected: digest, total: size, signal });
   if (opened.exists) {
     await drain(entry);
-    return false;
+    return;
   }
   const writer = opened.writer;
+  // An ingest of this blob resumed or adopted from an earlier try holds the entry's first bytes
+  // already: skip them, as dist ingest does (commit checks the digest of the whole).
+  let skip = writer.offset;
   let committing = false;
   try {
-    for await (const chunk of entry) writer.write([chunk as Buffer]);
+    for await (const chunk of entry) {
+      let buf = chunk as Buffer;
+      if (skip > 0) {
+        const n = Math.min(skip, buf.length);
+        skip -= n;
+        buf = buf.subarray(n);
+      }
+      if (buf.length) writer.write([buf]);
+    }
     await lease.add([digest]);
     committing = true;
     await writer.commit();
-    return true;
   } catch (err) {
     // commit discards on a digest or size mismatch itself. A broken entry (a truncated tar)
     // is discarded too: these bytes came from an archive, not a resumable download.
