@@ -43,7 +43,7 @@ export function fastParse(command: Command, argv: string[]): Args | undefined {
 }
 
 /** The yargs-parser options of a set of flags: what yargs itself derives from them. */
-export function parserOptions(specs: Record<string, OptSpec>): parse.Options {
+function parserOptions(specs: Record<string, OptSpec>): parse.Options {
   const opts = { string: [] as string[], boolean: [] as string[], number: [] as string[], alias: {} as Record<string, string[]>, default: {} as Record<string, unknown> };
   for (const [name, s] of Object.entries(specs)) {
     opts[s.type].push(name);

@@ -2,7 +2,7 @@
 // per-file transpile of cmd/, lib/ and test/ into out/ for the test runner. Type checking is `make check` (tsc --noEmit).
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, readdirSync, statSync, rmSync } from 'node:fs';
+import { readdirSync, statSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 const here = new URL('..', import.meta.url).pathname;
