@@ -33,7 +33,11 @@ let useCache = true;
 /** What the parts see as `require`: the real one, plus the other parts by name. */
 const partRequire = (id: string): unknown => (id.startsWith('dist:bundle/') ? loadPart(id.slice('dist:bundle/'.length) as Part) : require(id));
 
-function loadPart(part: Part): unknown {
+/**
+ * A part's exports, evaluated once, from its code cache when V8 accepts it. Exported for the
+ * bench's undici floors (scripts/bench/undici-part.cjs), which load undici as dist does.
+ */
+export function loadPart(part: Part): unknown {
   let p = loaded.get(part);
   if (!p) {
     if (!PARTS.includes(part)) throw new Error(`dist: no bundle part ${part}`);

@@ -16,23 +16,8 @@ import { containers } from '../../out/test/helpers/podman.js';
 
 const sh = (cmd, opts = {}) => execFileSync('bash', ['-o', 'pipefail', '-c', cmd], { stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 28, ...opts }).toString();
 
-/** User + system seconds of `cmd` and its children, after `prepare`; the median of 3 runs. */
-function cpuSeconds(cmd, prepare, file) {
-  const samples = [];
-  for (let i = 0; i < 3; i++) {
-    sh(prepare);
-    sh(`${cmd}\ntimes > ${file}`);
-    const children = sh(`cat ${file}`).trim().split('\n')[1];
-    samples.push(children.split(/\s+/).reduce((sum, t) => {
-      const m = /^(\d+)m([\d.]+)s$/.exec(t);
-      return sum + Number(m[1]) * 60 + Number(m[2]);
-    }, 0));
-  }
-  return samples.sort((a, b) => a - b)[1];
-}
-
 export default async function build(ctx) {
-  const { DIST, work, scratch, hook, hyperfine, ratio, fmt, peakRss } = ctx;
+  const { DIST, work, scratch, hook, hyperfine, ratio, fmt, peakRss, cpuSeconds } = ctx;
   const rootfs = join(work, 'debian-rootfs');
   if (!existsSync(join(rootfs, 'etc', 'debian_version'))) throw new Error(`bench build: no debootstrapped rootfs in ${rootfs} (scripts/bench/fixtures.mjs makes it)`);
   const debs = readdirSync('/var/cache/apt/archives').filter((f) => /^perl-modules-5\.36_.*\.deb$/.test(f));
@@ -89,7 +74,7 @@ export default async function build(ctx) {
   // CPU seconds too (user + system of every process a command starts, bash's `times`; median
   // of 3): on this shared 2-core machine the wall times swing with everyone else's load.
   const cpu = {};
-  for (const k of ['dist commit', 'umoci repack', 'buildah commit']) cpu[k] = cpuSeconds(cmds[k], prepare[cmds[k]] ?? prepare.default, join(dir, 'times.txt'));
+  for (const k of ['dist commit', 'umoci repack', 'buildah commit']) cpu[k] = cpuSeconds(cmds[k], prepare[cmds[k]] ?? prepare.default).total;
   const rss = await peakRss([DIST, '--root', store, 'commit', changed, '--base', 'debian', '--name', 'debian-perl']);
   sh(`${benv} buildah rm --all >/dev/null; true`);
   const what = `commit of apt-get install perl-modules on Debian (${files.length} entries)`;

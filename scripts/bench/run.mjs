@@ -93,17 +93,18 @@ function cpuOfPid(pid) {
 /**
  * The CPU a command costs the machine: user + system seconds of every process it started (bash's
  * `times` for its children, which include their own waited-for children) plus what the registry
- * spent serving it. Median of `runs` runs, each after `prepare`. On a machine where every core is
+ * spent serving it (none without a registry pid). Median of `runs` runs, each after `prepare`. On a machine where every core is
  * busy, a command cannot finish in less than this over the number of cores.
  */
 function cpuSeconds(cmd, prepare, registryPid, runs = 3) {
   const file = join(work, 'times.txt');
+  const registryCpu = () => (registryPid ? cpuOfPid(registryPid) : 0);
   const samples = [];
   for (let i = 0; i < runs; i++) {
     execFileSync('bash', ['-c', prepare], { stdio: 'ignore' });
-    const before = cpuOfPid(registryPid);
-    execFileSync('bash', ['-c', `${cmd}\ntimes > ${file}`], { stdio: ['ignore', 'ignore', 'inherit'] });
-    const registry = cpuOfPid(registryPid) - before;
+    const before = registryCpu();
+    execFileSync('bash', ['-o', 'pipefail', '-c', `${cmd}\ntimes > ${file}`], { stdio: ['ignore', 'ignore', 'inherit'] });
+    const registry = registryCpu() - before;
     const children = readFileSync(file, 'utf8').trim().split('\n')[1];
     const own = children.split(/\s+/).reduce((sum, t) => {
       const m = /^(\d+)m([\d.]+)s$/.exec(t);
@@ -162,7 +163,7 @@ async function runGroups({ reg, meta, store }, names) {
     .filter((f) => /^group-.+\.mjs$/.test(f))
     .filter((f) => !names?.length || names.includes(f.slice(6, -4)))
     .sort();
-  const ctx = { DIST, R: reg.host, reg, meta, store, repo, work, scratch, hook, CORES, RUNS, hyperfine, peakRss, ratio, fmt, ms, median, cpuOfPid, startContainerd };
+  const ctx = { DIST, R: reg.host, reg, meta, store, repo, work, scratch, hook, CORES, RUNS, hyperfine, peakRss, ratio, fmt, ms, median, cpuOfPid, cpuSeconds, startContainerd };
   const rows = [];
   for (const f of files) {
     process.stderr.write(`bench: ${f}\n`);
