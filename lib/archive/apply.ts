@@ -9,7 +9,7 @@ import { pipeline } from 'node:stream/promises';
 import { DistError, sysCode } from '../errors.js';
 import { mkdirp } from '../fsp.js';
 import { decompressor, peek, sniff, type Compression } from './decompress.js';
-import { cleanComponents, fsPath, lstatOrUndefined, printable, resolveInRoot } from './paths.js';
+import { cleanComponents, fsPath, lstatOrUndefined, OPAQUE, printable, resolveInRoot, WHITEOUT } from './paths.js';
 import { tar } from './tar.js';
 
 export interface ApplyOptions {
@@ -32,8 +32,6 @@ export interface ApplyResult {
 }
 
 const O_NOFOLLOW = constants.O_NOFOLLOW;
-const WHITEOUT = '.wh.';
-const OPAQUE = '.wh..wh..opq';
 const MAX_DEVICE = 2 ** 32 - 1;
 
 /**

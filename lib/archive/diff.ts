@@ -6,7 +6,7 @@ import { Duplex, PassThrough, Transform, type Readable, type Writable } from 'no
 import { pipeline } from 'node:stream/promises';
 import { DistError, sysCode } from '../errors.js';
 import { parallelGzip } from './gzip.js';
-import { printable } from './paths.js';
+import { OPAQUE, printable, WHITEOUT } from './paths.js';
 import { tar } from './tar.js';
 import { readXattrs, type Xattrs } from './xattrs.js';
 
@@ -31,8 +31,6 @@ export interface DiffSummary {
   deleted: number;
 }
 
-const WHITEOUT = '.wh.';
-const OPAQUE = '.wh..wh..opq';
 /** Largest id the ustar header's 6 octal digits hold; above it the id goes in a PAX record. */
 const USTAR_MAX_ID = 0o777777;
 const CHUNK = 1 << 20;

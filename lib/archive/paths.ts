@@ -22,6 +22,11 @@ export const MAX_LINKS = 255;
 /** Deepest name accepted (node-tar's CVE-2024-28863 bound). */
 export const MAX_DEPTH = 1024;
 
+/** The OCI layer's whiteout prefix: `.wh.<name>` removes `<name>` of a lower layer. */
+export const WHITEOUT = '.wh.';
+/** The OCI layer's opaque marker: the directory holding it hides all its lower-layer children. */
+export const OPAQUE = '.wh..wh..opq';
+
 /** Lexically cleans a tar name to components: leading '/'s, '.', and '..' clamped at the root. */
 export function cleanComponents(name: string): string[] {
   const out: string[] = [];
