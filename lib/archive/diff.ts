@@ -2,11 +2,11 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, constants, createReadStream, lstatSync, openSync, readdirSync, readlinkSync, readSync, type Stats } from 'node:fs';
 import { once } from 'node:events';
-import { Duplex, PassThrough, Transform, type Readable, type Writable } from 'node:stream';
+import { Duplex, PassThrough, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DistError, sysCode } from '../errors.js';
 import { parallelGzip } from './gzip.js';
-import { OPAQUE, printable, WHITEOUT } from './paths.js';
+import { OPAQUE, printable, tap, WHITEOUT } from './paths.js';
 import { tar } from './tar.js';
 import { readXattrs, type Xattrs } from './xattrs.js';
 
@@ -130,15 +130,6 @@ async function drive(pack: ReturnType<typeof tar.pack>, walk: () => Promise<void
   const [w, p] = await Promise.allSettled([walked, piped]);
   if (w.status === 'rejected') throw w.reason;
   if (p.status === 'rejected') throw p.reason;
-}
-
-function tap(fn: (chunk: Buffer) => void): Transform {
-  return new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      fn(chunk);
-      cb(null, chunk);
-    },
-  });
 }
 
 /** zstd through the system's zstd (Node 20's zlib has none): a pipe in, a pipe out. */

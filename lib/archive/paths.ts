@@ -1,4 +1,5 @@
 import { lstatSync, readlinkSync, type Stats } from 'node:fs';
+import { Transform } from 'node:stream';
 import { DistError, sysCode } from '../errors.js';
 
 /**
@@ -111,4 +112,14 @@ export function printable(name: string): string {
   const text = buf.toString('utf8');
   if (Buffer.from(text, 'utf8').equals(buf)) return JSON.stringify(text).slice(1, -1);
   return [...buf].map((b) => (b >= 0x20 && b < 0x7f && b !== 0x5c ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`)).join('');
+}
+
+/** A pass-through stage that shows `fn` every chunk on its way (to hash or count a layer's bytes). */
+export function tap(fn: (chunk: Buffer) => void): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      fn(chunk);
+      cb(null, chunk);
+    },
+  });
 }
