@@ -5,16 +5,15 @@ import { once } from 'node:events';
 import { Duplex, PassThrough, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DistError, sysCode } from '../errors.js';
+import type { Compression } from './decompress.js';
 import { parallelGzip } from './gzip.js';
 import { OPAQUE, printable, tap, WHITEOUT } from './paths.js';
 import { tar } from './tar.js';
 import { readXattrs, type Xattrs } from './xattrs.js';
 
-export type DiffCompression = 'none' | 'gzip' | 'zstd';
-
 export interface DiffOptions {
   signal?: AbortSignal;
-  compression?: DiffCompression;
+  compression?: Compression;
   /** SOURCE_DATE_EPOCH: times later than this are clamped to it. */
   sourceDateEpoch?: number;
   /** End `out` when done (default true; false for a process's stdout). */
