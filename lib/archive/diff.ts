@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { DistError, sysCode } from '../errors.js';
 import type { Compression } from './decompress.js';
 import { parallelGzip } from './gzip.js';
-import { OPAQUE, printable, tap, WHITEOUT } from './paths.js';
+import { fsPath, OPAQUE, printable, tap, WHITEOUT } from './paths.js';
 import { tar } from './tar.js';
 import { readXattrs, type Xattrs } from './xattrs.js';
 
@@ -200,8 +200,9 @@ class Differ {
     await this.add(rel);
   }
 
+  /** The fs path of `rel` under a tree's root ('' is the root itself). */
   private path(root: string, rel: string): Buffer {
-    return Buffer.from(rel ? `${root}/${rel}` : root, 'latin1');
+    return fsPath(root, rel ? [rel] : []);
   }
 
   private list(root: string, rel: string): string[] {
