@@ -335,15 +335,14 @@ class Differ {
     const full = this.path(this.upper, rel);
     const h: Header = { name: this.nameOf(rel), type: 'file', mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: this.mtime(st) };
     const pax: Record<string, string> = {};
-    for (const [k, v] of Object.entries(this.upperX.get(rel) ?? {})) pax[`SCHILY.xattr.${k}`] = v;
+    // A hardlink shares its target's inode: no xattrs of its own (the target's entry has them).
+    if (linkTo === undefined) for (const [k, v] of Object.entries(this.upperX.get(rel) ?? {})) pax[`SCHILY.xattr.${k}`] = v;
     if (st.uid > USTAR_MAX_ID) pax.uid = String(st.uid);
     if (st.gid > USTAR_MAX_ID) pax.gid = String(st.gid);
     if (linkTo !== undefined) {
       h.type = 'link';
       h.linkname = this.nameOf(linkTo);
       h.size = 0;
-      // A hardlink shares its target's inode: no attributes of its own.
-      for (const k of Object.keys(pax)) if (k.startsWith('SCHILY.xattr.')) delete pax[k];
     } else if (st.isDirectory()) {
       h.type = 'directory';
       h.name = `${h.name}/`;
