@@ -10,9 +10,8 @@ import { findImage, setName } from '../image/names.js';
 import { selectManifest } from '../image/platform.js';
 import { readJsonBlob } from '../image/walk.js';
 
-/** OCI layer media types dist writes. */
+/** The OCI layer media type dist writes (commit and build gzip their layers). */
 export const LAYER_GZIP = 'application/vnd.oci.image.layer.v1.tar+gzip';
-export const LAYER_ZSTD = 'application/vnd.oci.image.layer.v1.tar+zstd';
 
 /**
  * An image being made: its manifest and config as plain JSON, changed by the functions below
