@@ -118,7 +118,10 @@ async function buildTarget(store: Store, spec: BuildSpec, t: Target, base: strin
   };
   try {
     // A copy of the base (hardlinks kept, reflinked where the file system can).
-    await step('base', () => host(`cp -a --reflink=auto ${q(lower)}/. ${q(work)}/`, dirname(spec.path), { PATH: opts.env?.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' }, output, opts.signal, () => mkdirSync(work)));
+    await step('base', () => {
+      mkdirSync(work);
+      return host(`cp -a --reflink=auto ${q(lower)}/. ${q(work)}/`, dirname(spec.path), { PATH: opts.env?.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' }, output, opts.signal);
+    });
     if (t.pre) await step('pre', () => host(t.pre!, dirname(spec.path), { ...opts.env, ROOTFS: work }, output, opts.signal));
     if (t.expand) await step('expand', async () => void (await applyLayer(work, await openTarball(t.expand!), { signal: opts.signal })));
     for (const c of t.copy) {
@@ -171,8 +174,7 @@ function q(s: string): string {
 }
 
 /** Runs a host command (a pre/post hook, or the base copy) with `sh -c`. */
-function host(cmd: string, cwd: string, env: Record<string, string | undefined>, onOutput: (c: Buffer) => void, signal?: AbortSignal, before?: () => void): Promise<void> {
-  before?.();
+function host(cmd: string, cwd: string, env: Record<string, string | undefined>, onOutput: (c: Buffer) => void, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn('/bin/sh', ['-c', cmd], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], signal });
     let last = '';
