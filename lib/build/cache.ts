@@ -15,7 +15,7 @@ import type { Target } from './spec.js';
  * manifest, its config and its layers are all in the store (so `dist gc` can never make a hit
  * point at nothing).
  */
-export function cacheDir(store: Store): string {
+function cacheDir(store: Store): string {
   return join(store.root, 'build', 'cache');
 }
 

@@ -33,7 +33,7 @@ const MOUNT_POINTS = ['proc', 'dev', 'sys'];
  * /dev/shm and a read-only /sys. No host path is mounted, so nothing outside the rootfs can
  * change.
  */
-export function runtimeSpec(opts: StepOptions): object {
+function runtimeSpec(opts: StepOptions): object {
   const namespaces = [{ type: 'pid' }, { type: 'mount' }, { type: 'ipc' }, { type: 'uts' }];
   if (opts.network !== 'host') namespaces.push({ type: 'network' });
   return {
