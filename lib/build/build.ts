@@ -10,7 +10,7 @@ import { DistError, isDistError } from '../errors.js';
 import type { Platform } from '../image/mediatypes.js';
 import { findImage, listNames, localDescriptor, setName } from '../image/names.js';
 import { cacheLookup, cacheStore, stepKey } from './cache.js';
-import { baseDraft, commit, createdAt } from './commit.js';
+import { baseDraft, commitOnto, createdAt } from './commit.js';
 import { baseRootfs } from './rootfs.js';
 import { runStep } from './runc.js';
 import { buildOrder, type BuildSpec, type Target } from './spec.js';
@@ -154,9 +154,8 @@ async function buildTarget(store: Store, spec: BuildSpec, t: Target, base: strin
     if (t.run) await step('run', () => runStep({ rootfs: work, script: t.run!, network: t.network, signal: opts.signal, onOutput: output }));
     if (t.post) await step('post', () => host(t.post!, dirname(spec.path), { ...opts.env, ROOTFS: work }, output, opts.signal));
     const actions = ['expand', 'copy', 'install', 'run'].filter((a) => (a === 'copy' ? t.copy.length : a === 'install' ? t.install.length : (t as any)[a]));
-    const r = await commit(store, work, {
-      base,
-      platform: opts.platform,
+    // Dated now, after the steps, as commit() would date it.
+    const r = await commitOnto(store, img, lower, work, createdAt(opts.sourceDateEpoch), {
       names: [],
       createdBy: `dist build${actions.length ? `: ${actions.join(', ')}` : ''}`,
       config: t.config,
