@@ -4,12 +4,12 @@ import {
   chmodSync, closeSync, constants, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lutimesSync, mkdirSync,
   openSync, readdirSync, realpathSync, renameSync, rmSync, symlinkSync, writeSync,
 } from 'node:fs';
-import { Transform, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DistError, sysCode } from '../errors.js';
 import { mkdirp } from '../fsp.js';
 import { decompressor, peek, sniff, type Compression } from './decompress.js';
-import { cleanComponents, fsPath, lstatOrUndefined, printable, resolveInRoot } from './paths.js';
+import { cleanComponents, fsPath, lstatOrUndefined, OPAQUE, printable, resolveInRoot, tap, WHITEOUT } from './paths.js';
 import { tar } from './tar.js';
 
 export interface ApplyOptions {
@@ -32,8 +32,6 @@ export interface ApplyResult {
 }
 
 const O_NOFOLLOW = constants.O_NOFOLLOW;
-const WHITEOUT = '.wh.';
-const OPAQUE = '.wh..wh..opq';
 const MAX_DEVICE = 2 ** 32 - 1;
 
 /**
@@ -107,15 +105,6 @@ export async function applyLayer(target: string, input: Readable, opts: ApplyOpt
     size: tarBytes,
     entries: applier.entries,
   };
-}
-
-function tap(fn: (chunk: Buffer) => void): Transform {
-  return new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      fn(chunk);
-      cb(null, chunk);
-    },
-  });
 }
 
 /** Turns a decoder or parser failure into one line that names where it happened. */

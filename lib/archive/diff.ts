@@ -2,19 +2,18 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, constants, createReadStream, lstatSync, openSync, readdirSync, readlinkSync, readSync, type Stats } from 'node:fs';
 import { once } from 'node:events';
-import { Duplex, PassThrough, Transform, type Readable, type Writable } from 'node:stream';
+import { Duplex, PassThrough, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DistError, sysCode } from '../errors.js';
+import type { Compression } from './decompress.js';
 import { parallelGzip } from './gzip.js';
-import { printable } from './paths.js';
+import { fsPath, OPAQUE, printable, tap, WHITEOUT } from './paths.js';
 import { tar } from './tar.js';
 import { readXattrs, type Xattrs } from './xattrs.js';
 
-export type DiffCompression = 'none' | 'gzip' | 'zstd';
-
 export interface DiffOptions {
   signal?: AbortSignal;
-  compression?: DiffCompression;
+  compression?: Compression;
   /** SOURCE_DATE_EPOCH: times later than this are clamped to it. */
   sourceDateEpoch?: number;
   /** End `out` when done (default true; false for a process's stdout). */
@@ -31,8 +30,6 @@ export interface DiffSummary {
   deleted: number;
 }
 
-const WHITEOUT = '.wh.';
-const OPAQUE = '.wh..wh..opq';
 /** Largest id the ustar header's 6 octal digits hold; above it the id goes in a PAX record. */
 const USTAR_MAX_ID = 0o777777;
 const CHUNK = 1 << 20;
@@ -134,15 +131,6 @@ async function drive(pack: ReturnType<typeof tar.pack>, walk: () => Promise<void
   if (p.status === 'rejected') throw p.reason;
 }
 
-function tap(fn: (chunk: Buffer) => void): Transform {
-  return new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      fn(chunk);
-      cb(null, chunk);
-    },
-  });
-}
-
 /** zstd through the system's zstd (Node 20's zlib has none): a pipe in, a pipe out. */
 function zstdCompressor(): { stream: NodeJS.ReadWriteStream; done: Promise<void> } {
   const child = spawn('zstd', ['-q', '-c', '-3', '--no-check'], { stdio: ['pipe', 'pipe', 'pipe'] });
@@ -212,8 +200,9 @@ class Differ {
     await this.add(rel);
   }
 
+  /** The fs path of `rel` under a tree's root ('' is the root itself). */
   private path(root: string, rel: string): Buffer {
-    return Buffer.from(rel ? `${root}/${rel}` : root, 'latin1');
+    return fsPath(root, rel ? [rel] : []);
   }
 
   private list(root: string, rel: string): string[] {
@@ -346,15 +335,14 @@ class Differ {
     const full = this.path(this.upper, rel);
     const h: Header = { name: this.nameOf(rel), type: 'file', mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: this.mtime(st) };
     const pax: Record<string, string> = {};
-    for (const [k, v] of Object.entries(this.upperX.get(rel) ?? {})) pax[`SCHILY.xattr.${k}`] = v;
+    // A hardlink shares its target's inode: no xattrs of its own (the target's entry has them).
+    if (linkTo === undefined) for (const [k, v] of Object.entries(this.upperX.get(rel) ?? {})) pax[`SCHILY.xattr.${k}`] = v;
     if (st.uid > USTAR_MAX_ID) pax.uid = String(st.uid);
     if (st.gid > USTAR_MAX_ID) pax.gid = String(st.gid);
     if (linkTo !== undefined) {
       h.type = 'link';
       h.linkname = this.nameOf(linkTo);
       h.size = 0;
-      // A hardlink shares its target's inode: no attributes of its own.
-      for (const k of Object.keys(pax)) if (k.startsWith('SCHILY.xattr.')) delete pax[k];
     } else if (st.isDirectory()) {
       h.type = 'directory';
       h.name = `${h.name}/`;

@@ -10,7 +10,7 @@ const MEMBER = 4 << 20;
  * Level 1 keeps a commit well under umoci repack and buildah commit on this 2-core machine for
  * 6% more bytes than level 6.
  */
-export const GZIP_LEVEL = 1;
+const GZIP_LEVEL = 1;
 /**
  * zlib's output buffer per call. The default 16 KiB made ~100 round trips to the main thread
  * per member: 371 ms of a 3.4 s commit's profile went to zlib's processCallback.
@@ -30,13 +30,13 @@ const IN_FLIGHT = 4;
  * package install spent two thirds of its time there. Memory stays bounded: at most
  * `IN_FLIGHT` pieces and their outputs are held.
  */
-export function parallelGzip(level = GZIP_LEVEL): Transform {
+export function parallelGzip(): Transform {
   let piece = Buffer.allocUnsafe(MEMBER);
   let filled = 0;
   let total = 0;
   const queue: Promise<Buffer>[] = [];
   const compress = (buf: Buffer) =>
-    new Promise<Buffer>((resolve, reject) => gzipAsync(buf, { level, chunkSize: OUT_CHUNK }, (err, out) => (err ? reject(err) : resolve(out))));
+    new Promise<Buffer>((resolve, reject) => gzipAsync(buf, { level: GZIP_LEVEL, chunkSize: OUT_CHUNK }, (err, out) => (err ? reject(err) : resolve(out))));
   const t: Transform = new Transform({
     async transform(chunk: Buffer, _enc, cb: TransformCallback) {
       try {
@@ -62,7 +62,7 @@ export function parallelGzip(level = GZIP_LEVEL): Transform {
     },
     async flush(cb: TransformCallback) {
       try {
-        if (filled > 0 || total === 0) queue.push(filled > 0 ? compress(piece.subarray(0, filled)) : Promise.resolve(gzipSync(Buffer.alloc(0), { level })));
+        if (filled > 0 || total === 0) queue.push(filled > 0 ? compress(piece.subarray(0, filled)) : Promise.resolve(gzipSync(Buffer.alloc(0), { level: GZIP_LEVEL })));
         while (queue.length) t.push(await queue.shift()!);
         cb();
       } catch (err) {

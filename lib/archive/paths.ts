@@ -1,4 +1,5 @@
 import { lstatSync, readlinkSync, type Stats } from 'node:fs';
+import { Transform } from 'node:stream';
 import { DistError, sysCode } from '../errors.js';
 
 /**
@@ -21,6 +22,11 @@ import { DistError, sysCode } from '../errors.js';
 export const MAX_LINKS = 255;
 /** Deepest name accepted (node-tar's CVE-2024-28863 bound). */
 export const MAX_DEPTH = 1024;
+
+/** The OCI layer's whiteout prefix: `.wh.<name>` removes `<name>` of a lower layer. */
+export const WHITEOUT = '.wh.';
+/** The OCI layer's opaque marker: the directory holding it hides all its lower-layer children. */
+export const OPAQUE = '.wh..wh..opq';
 
 /** Lexically cleans a tar name to components: leading '/'s, '.', and '..' clamped at the root. */
 export function cleanComponents(name: string): string[] {
@@ -106,4 +112,14 @@ export function printable(name: string): string {
   const text = buf.toString('utf8');
   if (Buffer.from(text, 'utf8').equals(buf)) return JSON.stringify(text).slice(1, -1);
   return [...buf].map((b) => (b >= 0x20 && b < 0x7f && b !== 0x5c ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`)).join('');
+}
+
+/** A pass-through stage that shows `fn` every chunk on its way (to hash or count a layer's bytes). */
+export function tap(fn: (chunk: Buffer) => void): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      fn(chunk);
+      cb(null, chunk);
+    },
+  });
 }

@@ -76,7 +76,7 @@ export function decodePaxBytes(buf: Buffer): Record<string, string> {
  * tar-stream's own encoder counts UTF-16 units and writes UTF-8 (so a non-ASCII name or a
  * binary xattr would be corrupted).
  */
-export function encodePaxBytes(opts: { name?: string; linkname?: string | null; pax?: Record<string, string> | null }): Buffer {
+function encodePaxBytes(opts: { name?: string; linkname?: string | null; pax?: Record<string, string> | null }): Buffer {
   const records: Buffer[] = [];
   const add = (key: string, value: string) => {
     const body = Buffer.from(` ${key}=${value}\n`, 'latin1');

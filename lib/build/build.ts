@@ -10,7 +10,7 @@ import { DistError, isDistError } from '../errors.js';
 import type { Platform } from '../image/mediatypes.js';
 import { findImage, listNames, localDescriptor, setName } from '../image/names.js';
 import { cacheLookup, cacheStore, stepKey } from './cache.js';
-import { baseDraft, commit, createdAt } from './commit.js';
+import { baseDraft, commitOnto, createdAt } from './commit.js';
 import { baseRootfs } from './rootfs.js';
 import { runStep } from './runc.js';
 import { buildOrder, type BuildSpec, type Target } from './spec.js';
@@ -118,7 +118,10 @@ async function buildTarget(store: Store, spec: BuildSpec, t: Target, base: strin
   };
   try {
     // A copy of the base (hardlinks kept, reflinked where the file system can).
-    await step('base', () => host(`cp -a --reflink=auto ${q(lower)}/. ${q(work)}/`, dirname(spec.path), { PATH: opts.env?.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' }, output, opts.signal, () => mkdirSync(work)));
+    await step('base', () => {
+      mkdirSync(work);
+      return host(`cp -a --reflink=auto ${q(lower)}/. ${q(work)}/`, dirname(spec.path), { PATH: opts.env?.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' }, output, opts.signal);
+    });
     if (t.pre) await step('pre', () => host(t.pre!, dirname(spec.path), { ...opts.env, ROOTFS: work }, output, opts.signal));
     if (t.expand) await step('expand', async () => void (await applyLayer(work, await openTarball(t.expand!), { signal: opts.signal })));
     for (const c of t.copy) {
@@ -151,9 +154,8 @@ async function buildTarget(store: Store, spec: BuildSpec, t: Target, base: strin
     if (t.run) await step('run', () => runStep({ rootfs: work, script: t.run!, network: t.network, signal: opts.signal, onOutput: output }));
     if (t.post) await step('post', () => host(t.post!, dirname(spec.path), { ...opts.env, ROOTFS: work }, output, opts.signal));
     const actions = ['expand', 'copy', 'install', 'run'].filter((a) => (a === 'copy' ? t.copy.length : a === 'install' ? t.install.length : (t as any)[a]));
-    const r = await commit(store, work, {
-      base,
-      platform: opts.platform,
+    // Dated now, after the steps, as commit() would date it.
+    const r = await commitOnto(store, img, lower, work, createdAt(opts.sourceDateEpoch), {
       names: [],
       createdBy: `dist build${actions.length ? `: ${actions.join(', ')}` : ''}`,
       config: t.config,
@@ -171,8 +173,7 @@ function q(s: string): string {
 }
 
 /** Runs a host command (a pre/post hook, or the base copy) with `sh -c`. */
-function host(cmd: string, cwd: string, env: Record<string, string | undefined>, onOutput: (c: Buffer) => void, signal?: AbortSignal, before?: () => void): Promise<void> {
-  before?.();
+function host(cmd: string, cwd: string, env: Record<string, string | undefined>, onOutput: (c: Buffer) => void, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn('/bin/sh', ['-c', cmd], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], signal });
     let last = '';

@@ -1,7 +1,8 @@
-import { createHash, type Hash } from 'node:crypto';
-import { closeSync, constants, createReadStream, lstatSync, openSync, readdirSync, readFileSync, readlinkSync, readSync } from 'node:fs';
+import type { Hash } from 'node:crypto';
+import { closeSync, constants, lstatSync, openSync, readdirSync, readFileSync, readlinkSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic, type Store } from '../content/store.js';
+import { hasher } from '../digest.js';
 import { mkdirp } from '../fsp.js';
 import { readJsonBlob } from '../image/walk.js';
 import { DistError, sysCode } from '../errors.js';
@@ -14,18 +15,18 @@ import type { Target } from './spec.js';
  * manifest, its config and its layers are all in the store (so `dist gc` can never make a hit
  * point at nothing).
  */
-export function cacheDir(store: Store): string {
+function cacheDir(store: Store): string {
   return join(store.root, 'build', 'cache');
 }
 
 /** The cache key of a target built on `baseDigest` (a manifest digest, or `empty`). */
 export async function stepKey(target: Target, baseDigest: string, extra: Record<string, unknown>, signal?: AbortSignal): Promise<string> {
-  const h = createHash('sha256');
+  const h = hasher();
   const inputs = {
     v: 1,
     base: baseDigest,
     ...extra,
-    expand: target.expand ? await fileDigest(target.expand, 'expand') : null,
+    expand: target.expand ? fileDigest(target.expand, 'expand') : null,
     copy: [] as unknown[],
     install: [] as string[],
     run: target.run ?? null,
@@ -38,15 +39,16 @@ export async function stepKey(target: Target, baseDigest: string, extra: Record<
     signal?.throwIfAborted();
     inputs.copy.push({ dest: c.dest, tree: treeDigest(c.src) });
   }
-  for (const deb of target.install) inputs.install.push(await fileDigest(deb, 'install'));
+  for (const deb of target.install) inputs.install.push(fileDigest(deb, 'install'));
   h.update(JSON.stringify(inputs));
   return h.digest('hex');
 }
 
-async function fileDigest(path: string, key: string): Promise<string> {
-  const h = createHash('sha256');
+/** The content digest of a host file a target names (`expand`, `install`); a symlink is followed. */
+function fileDigest(path: string, key: string): string {
+  const h = hasher();
   try {
-    for await (const c of createReadStream(path, { highWaterMark: 1 << 20 })) h.update(c as Buffer);
+    hashFile(h, path, true);
   } catch (err) {
     throw new DistError(sysCode(err) === 'ENOENT' ? 'ENOENT' : 'EIO', `${key}: ${path}: ${sysCode(err) === 'ENOENT' ? 'no such file' : (err as Error).message}`);
   }
@@ -55,7 +57,7 @@ async function fileDigest(path: string, key: string): Promise<string> {
 
 /** A digest of a host tree: every name, type, mode, owner, mtime second, link target and content. */
 function treeDigest(root: string): string {
-  const h = createHash('sha256');
+  const h = hasher();
   const walk = (p: Buffer, rel: string) => {
     let st;
     try {
@@ -74,12 +76,20 @@ function treeDigest(root: string): string {
   return h.digest('hex');
 }
 
-/** Hashes a file in 1 MiB reads (synchronous, flat memory whatever its size). */
-function hashFile(h: Hash, p: Buffer): void {
-  const fd = openSync(p, constants.O_RDONLY | constants.O_NOFOLLOW);
+/**
+ * The read buffer of hashFile, one for all files: a copy tree can hold thousands, and hashFile
+ * is synchronous, so no two calls ever use it at once.
+ */
+const readBuffer = Buffer.allocUnsafe(1 << 20);
+
+/**
+ * Hashes a file in 1 MiB reads (synchronous, flat memory whatever its size). A final symlink
+ * is followed only with `follow` (a walked tree's entry was lstat'ed as a regular file).
+ */
+function hashFile(h: Hash, p: string | Buffer, follow = false): void {
+  const fd = openSync(p, constants.O_RDONLY | (follow ? 0 : constants.O_NOFOLLOW));
   try {
-    const buf = Buffer.allocUnsafe(1 << 20);
-    for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
+    for (let n; (n = readSync(fd, readBuffer, 0, readBuffer.length, null)) > 0; ) h.update(readBuffer.subarray(0, n));
   } finally {
     closeSync(fd);
   }

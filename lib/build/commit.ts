@@ -47,8 +47,24 @@ export function createdAt(sourceDateEpoch: number | undefined): string {
  */
 export async function commit(store: Store, dir: string, opts: CommitOptions): Promise<CommitResult> {
   const created = createdAt(opts.sourceDateEpoch);
-  let img = await baseDraft(store, opts.base, opts.platform, created);
+  const img = await baseDraft(store, opts.base, opts.platform, created);
   const lower = await baseRootfs(store, img, opts.platform, opts.signal);
+  return commitOnto(store, img, lower, dir, created, opts);
+}
+
+/**
+ * commit once the base is resolved: `img` is the base's draft, `lower` its root filesystem,
+ * `created` the date of the new history entry and config. For a caller that has the base
+ * already (a build target, which copied `lower` to make `dir`), so it is not resolved twice.
+ */
+export async function commitOnto(
+  store: Store,
+  img: ImageDraft,
+  lower: string,
+  dir: string,
+  created: string,
+  opts: Omit<CommitOptions, 'base' | 'platform'>,
+): Promise<CommitResult> {
   let summary!: DiffSummary;
   const layer = await ingestLayer(
     store,

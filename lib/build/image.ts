@@ -1,4 +1,5 @@
-import { Writable } from 'node:stream';
+import type { Writable } from 'node:stream';
+import { IngestSink } from '../content/ingest.js';
 import { putBlob, openWriter, syncBlobDirs } from '../content/writer.js';
 import type { Store } from '../content/store.js';
 import { digestOf } from '../digest.js';
@@ -9,9 +10,8 @@ import { findImage, setName } from '../image/names.js';
 import { selectManifest } from '../image/platform.js';
 import { readJsonBlob } from '../image/walk.js';
 
-/** OCI layer media types dist writes. */
+/** The OCI layer media type dist writes (commit and build gzip their layers). */
 export const LAYER_GZIP = 'application/vnd.oci.image.layer.v1.tar+gzip';
-export const LAYER_ZSTD = 'application/vnd.oci.image.layer.v1.tar+zstd';
 
 /**
  * An image being made: its manifest and config as plain JSON, changed by the functions below
@@ -132,18 +132,8 @@ export async function ingestLayer(
   if (opened.exists) throw new DistError('EIO', `ingest ${ref} exists already`);
   const writer = opened.writer;
   try {
-    const sink = new Writable({
-      highWaterMark: 1 << 20,
-      writev(chunks, cb) {
-        try {
-          writer.write(chunks.map((c) => c.chunk as Buffer));
-          cb();
-        } catch (err) {
-          cb(err as Error);
-        }
-      },
-    });
-    const { diffId } = await produce(sink);
+    // A new ingest holds nothing: no bytes to skip.
+    const { diffId } = await produce(new IngestSink(writer, 0));
     const size = writer.offset;
     const digest = await writer.commit();
     return { mediaType, digest, size, diffId };

@@ -7,7 +7,7 @@ import { unpack } from '../unpack.js';
 import { draftChainId, type ImageDraft } from './image.js';
 
 /** Where unpacked base root filesystems are kept, one directory per ChainID. */
-export function rootfsCacheDir(store: Store): string {
+function rootfsCacheDir(store: Store): string {
   return join(store.root, 'build', 'rootfs');
 }
 

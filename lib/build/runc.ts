@@ -12,8 +12,6 @@ export interface StepOptions {
   script: string;
   /** `none` (default): a network namespace with only loopback; `host`: the host's network. */
   network?: 'none' | 'host';
-  /** Extra KEY=VALUE environment. */
-  env?: string[];
   signal?: AbortSignal;
   /** The step's stdout and stderr, as they come. */
   onOutput?: (chunk: Buffer) => void;
@@ -35,7 +33,7 @@ const MOUNT_POINTS = ['proc', 'dev', 'sys'];
  * /dev/shm and a read-only /sys. No host path is mounted, so nothing outside the rootfs can
  * change.
  */
-export function runtimeSpec(opts: StepOptions): object {
+function runtimeSpec(opts: StepOptions): object {
   const namespaces = [{ type: 'pid' }, { type: 'mount' }, { type: 'ipc' }, { type: 'uts' }];
   if (opts.network !== 'host') namespaces.push({ type: 'network' });
   return {
@@ -44,7 +42,7 @@ export function runtimeSpec(opts: StepOptions): object {
       terminal: false,
       user: { uid: 0, gid: 0 },
       args: ['/bin/sh', '-c', opts.script],
-      env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/root', 'DEBIAN_FRONTEND=noninteractive', ...(opts.env ?? [])],
+      env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/root', 'DEBIAN_FRONTEND=noninteractive'],
       cwd: '/',
       capabilities: { bounding: CAPS, effective: CAPS, permitted: CAPS },
       noNewPrivileges: true,

@@ -147,7 +147,7 @@ export function configChanges(obj: Record<string, unknown>, bad: (key: string, w
 }
 
 /** Splits a command line into words: whitespace separates, '...' and "..." quote, \ escapes. */
-export function shellWords(line: string, bad: (why: string) => Error): string[] {
+function shellWords(line: string, bad: (why: string) => Error): string[] {
   const words: string[] = [];
   let word = '';
   let inWord = false;

@@ -83,7 +83,7 @@ export async function writeBlob(store: Store, body: (offset: number) => Readable
 }
 
 /** A Writable into a Writer that first discards `skip` bytes (already held by a resumed ingest). */
-class IngestSink extends Writable {
+export class IngestSink extends Writable {
   written = 0;
   constructor(
     private readonly writer: Writer,
