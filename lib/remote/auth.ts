@@ -90,7 +90,7 @@ export function credentialSource(env: CredentialEnv): CredentialSource {
         const keys = hostKeys(host);
         const helper = keys.map((k) => config.credHelpers?.[k]).find(Boolean) ?? config.credsStore;
         if (helper) {
-          const found = await runHelper(helper, host === 'docker.io' ? 'https://index.docker.io/v1/' : host, env);
+          const found = await helperGet(helper, host === 'docker.io' ? 'https://index.docker.io/v1/' : host, env);
           if (found) return found;
           continue;
         }
@@ -111,16 +111,25 @@ export function credentialSource(env: CredentialEnv): CredentialSource {
   };
 }
 
+/** What a credential helper said: its exit status and its output. */
+export interface HelperOutput {
+  code: number | null;
+  stdout: string;
+  /** stdout and stderr together, as they came: the reason a failed helper gives. */
+  output: string;
+}
+
 /**
- * Runs `docker-credential-<name> get` with the whole environment; "credentials not found" is
- * not an error. Errors: EINVAL (not installed), EREMOTE (failed, no JSON, or no answer within
- * the timeout: the helper is killed and named).
+ * Runs `docker-credential-<name> <action>` (get, store or erase) with `input` on stdin and the
+ * whole environment (see CredentialEnv), and resolves its exit status and output: what a
+ * failure means is the caller's to say. Errors: EINVAL (not installed), EREMOTE (no answer
+ * within DIST_CREDENTIAL_HELPER_TIMEOUT: the helper is killed and named).
  */
-function runHelper(name: string, serverUrl: string, env: CredentialEnv): Promise<Credentials | undefined> {
+export function runCredentialHelper(name: string, action: 'get' | 'store' | 'erase', input: string, env: CredentialEnv): Promise<HelperOutput> {
   const helper = `docker-credential-${name}`;
   const seconds = Number(env.DIST_CREDENTIAL_HELPER_TIMEOUT) > 0 ? Number(env.DIST_CREDENTIAL_HELPER_TIMEOUT) : HELPER_TIMEOUT_S;
   return new Promise((resolve, reject) => {
-    const child = childProcess().spawn(helper, ['get'], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...env, PATH: env.PATH ?? '/usr/bin:/bin' } });
+    const child = childProcess().spawn(helper, [action], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...env, PATH: env.PATH ?? '/usr/bin:/bin' } });
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       // Its own children may keep the pipes open: stop reading them, do not wait for them.
@@ -129,9 +138,13 @@ function runHelper(name: string, serverUrl: string, env: CredentialEnv): Promise
       reject(new DistError('EREMOTE', `credential helper ${helper} did not answer within ${seconds}s`, { hint: 'set DIST_CREDENTIAL_HELPER_TIMEOUT (seconds) to wait longer' }));
     }, seconds * 1000);
     timer.unref();
-    let out = '';
-    child.stdout.on('data', (c) => (out += c));
-    child.stderr.resume();
+    let stdout = '';
+    let output = '';
+    child.stdout.on('data', (c) => {
+      stdout += c;
+      output += c;
+    });
+    child.stderr.on('data', (c) => (output += c));
     // A helper may exit without reading its stdin (it knows the one server it serves): the
     // write then fails with EPIPE, which is no failure of the helper; its exit status and
     // output decide.
@@ -142,20 +155,28 @@ function runHelper(name: string, serverUrl: string, env: CredentialEnv): Promise
     });
     child.on('close', (code) => {
       clearTimeout(timer);
-      if (code !== 0) {
-        if (/not found/i.test(out)) return resolve(undefined);
-        return reject(new DistError('EREMOTE', `credential helper ${helper} failed (exit ${code})`));
-      }
-      try {
-        const j = JSON.parse(out);
-        if (j.Username === '<token>') resolve({ identityToken: j.Secret });
-        else resolve({ username: j.Username, password: j.Secret });
-      } catch {
-        reject(new DistError('EREMOTE', `credential helper ${helper} printed no JSON`));
-      }
+      resolve({ code, stdout, output });
     });
-    child.stdin.end(serverUrl);
+    child.stdin.end(input);
   });
+}
+
+/**
+ * `docker-credential-<name> get` for one server; "credentials not found" is not an error.
+ * Errors: those of runCredentialHelper, and EREMOTE (the helper failed or printed no JSON).
+ */
+async function helperGet(name: string, serverUrl: string, env: CredentialEnv): Promise<Credentials | undefined> {
+  const { code, stdout } = await runCredentialHelper(name, 'get', serverUrl, env);
+  if (code !== 0) {
+    if (/not found/i.test(stdout)) return undefined;
+    throw new DistError('EREMOTE', `credential helper docker-credential-${name} failed (exit ${code})`);
+  }
+  try {
+    const j = JSON.parse(stdout);
+    return j.Username === '<token>' ? { identityToken: j.Secret } : { username: j.Username, password: j.Secret };
+  } catch {
+    throw new DistError('EREMOTE', `credential helper docker-credential-${name} printed no JSON`);
+  }
 }
 
 /** A parsed WWW-Authenticate challenge. */

@@ -1,9 +1,8 @@
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { DistError, sysCode } from '../errors.js';
-import { childProcess } from '../lazy.js';
 import { statusError, type RegistryClient } from './client.js';
-import type { Credentials } from './auth.js';
+import { runCredentialHelper, type CredentialEnv, type Credentials } from './auth.js';
 import type { Locator } from './locator.js';
 
 /**
@@ -76,22 +75,15 @@ function helperFor(config: DockerConfig, host: string): string | undefined {
   return config.credHelpers?.[configKey(host)] ?? config.credHelpers?.[host] ?? config.credsStore;
 }
 
-/** Runs `docker-credential-<name> <action>` with `input` on stdin. Errors: EINVAL (not installed), EREMOTE (it failed). */
-function runHelper(name: string, action: 'store' | 'erase', input: string, env: { PATH?: string; HOME?: string }): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = childProcess().spawn(`docker-credential-${name}`, [action], { stdio: ['pipe', 'pipe', 'pipe'], env: { PATH: env.PATH ?? '/usr/bin:/bin', HOME: env.HOME } });
-    let out = '';
-    child.stdout.on('data', (c) => (out += c));
-    child.stderr.on('data', (c) => (out += c));
-    child.on('error', () => reject(new DistError('EINVAL', `credential helper docker-credential-${name} is not installed`)));
-    child.on('close', (code) => {
-      if (code === 0) resolve(out);
-      // The helper's output may echo what it was given: only its first line, never the input.
-      else reject(new DistError('EREMOTE', `credential helper docker-credential-${name} ${action} failed (exit ${code}): ${out.split('\n')[0]!.slice(0, 200)}`, { output: out }));
-    });
-    child.stdin.on('error', () => {});
-    child.stdin.end(input);
-  });
+/**
+ * `docker-credential-<name> store` or `erase`, run as lib/remote/auth.ts runs every helper (the
+ * whole environment, the timeout). Errors: those of runCredentialHelper, and EREMOTE when it
+ * fails, with the first line of what it said; its whole output is in `data.output`.
+ */
+async function helperUpdate(name: string, action: 'store' | 'erase', input: string, env: CredentialEnv): Promise<void> {
+  const { code, output } = await runCredentialHelper(name, action, input, env);
+  // The helper's output may echo what it was given: only its first line, never the input.
+  if (code !== 0) throw new DistError('EREMOTE', `credential helper docker-credential-${name} ${action} failed (exit ${code}): ${output.split('\n')[0]!.slice(0, 200)}`, { output });
 }
 
 /**
@@ -99,13 +91,13 @@ function runHelper(name: string, action: 'store' | 'erase', input: string, env: 
  * `credHelpers`/`credsStore` helper when there is one (with an empty `auths` entry, as docker
  * leaves), else as `auths[host].auth`. Every other key is kept.
  */
-export async function saveLogin(dir: string, host: string, creds: Required<Pick<Credentials, 'username' | 'password'>>, env: { PATH?: string; HOME?: string }): Promise<'helper' | 'file'> {
+export async function saveLogin(dir: string, host: string, creds: Required<Pick<Credentials, 'username' | 'password'>>, env: CredentialEnv): Promise<'helper' | 'file'> {
   const config = readConfig(join(dir, 'config.json'));
   const key = configKey(host);
   const helper = helperFor(config, host);
   config.auths ??= {};
   if (helper) {
-    await runHelper(helper, 'store', JSON.stringify({ ServerURL: key, Username: creds.username, Secret: creds.password }), env);
+    await helperUpdate(helper, 'store', JSON.stringify({ ServerURL: key, Username: creds.username, Secret: creds.password }), env);
     config.auths[key] = {};
   } else {
     config.auths[key] = { auth: Buffer.from(`${creds.username}:${creds.password}`).toString('base64') };
@@ -115,14 +107,14 @@ export async function saveLogin(dir: string, host: string, creds: Required<Pick<
 }
 
 /** Removes the credentials for `host` (file and helper). False when there were none. */
-export async function removeLogin(dir: string, host: string, env: { PATH?: string; HOME?: string }): Promise<boolean> {
+export async function removeLogin(dir: string, host: string, env: CredentialEnv): Promise<boolean> {
   const config = readConfig(join(dir, 'config.json'));
   const key = configKey(host);
   const helper = helperFor(config, host);
   let removed = false;
   if (helper) {
     try {
-      await runHelper(helper, 'erase', key, env);
+      await helperUpdate(helper, 'erase', key, env);
       removed = true;
     } catch (err) {
       if (!/not found/i.test(String((err as DistError).data?.output ?? ''))) throw err;
