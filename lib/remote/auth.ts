@@ -38,10 +38,12 @@ export interface CredentialEnv {
  */
 const HELPER_TIMEOUT_S = 30;
 
-interface AuthConfig {
+/** A docker config.json (or containers auth.json): the keys dist reads, and any others kept as they are. */
+export interface AuthConfig {
   auths?: Record<string, { auth?: string; username?: string; password?: string; identitytoken?: string }>;
   credHelpers?: Record<string, string>;
   credsStore?: string;
+  [key: string]: unknown;
 }
 
 /** The names a host may be stored under in config.json. */
@@ -55,42 +57,64 @@ function normalizeKey(key: string): string {
   return key.replace(/^https?:\/\//, '').replace(/\/.*$/, '');
 }
 
+/** docker's config directory: $DOCKER_CONFIG, else ~/.docker; undefined when neither is set. */
+export function dockerConfigDir(env: CredentialEnv): string | undefined {
+  if (env.DOCKER_CONFIG) return env.DOCKER_CONFIG;
+  return env.HOME ? join(env.HOME, '.docker') : undefined;
+}
+
+/** The name docker keeps a registry under (an `auths` key, a helper's ServerURL): docker.io under its historical v1 URL. */
+export function dockerConfigKey(host: string): string {
+  return host === 'docker.io' ? 'https://index.docker.io/v1/' : host;
+}
+
+/** The credential helper a config names for a host: `credHelpers` under any of its names, else `credsStore`. */
+export function credentialHelperFor(config: AuthConfig, host: string): string | undefined {
+  return hostKeys(host).map((k) => config.credHelpers?.[k]).find(Boolean) ?? config.credsStore;
+}
+
+/**
+ * Reads a config.json; a missing file is an empty config. Errors: EINVAL (not JSON, or not a
+ * JSON object: login must not overwrite a file it cannot read as a config), the file system's.
+ */
+export async function readAuthConfig(path: string): Promise<AuthConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    if (sysCode(err) === 'ENOENT') return {};
+    throw err;
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    throw new DistError('EINVAL', `${path}: not valid JSON`);
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new DistError('EINVAL', `${path}: not a JSON object`);
+  return doc as AuthConfig;
+}
+
 /**
  * Credentials from, in order: `$REGISTRY_AUTH_FILE` (containers auth.json), then
  * `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`. In a docker config,
  * `credHelpers[host]`, then `credsStore`, run `docker-credential-<name> get`; else `auths`.
- * A file that is missing is skipped; one that is not JSON is an error (EINVAL).
+ * A file that is missing is skipped; one that is not a JSON object is an error (EINVAL).
  */
 export function credentialSource(env: CredentialEnv): CredentialSource {
   const files: string[] = [];
   if (env.REGISTRY_AUTH_FILE) files.push(env.REGISTRY_AUTH_FILE);
-  if (env.DOCKER_CONFIG) files.push(join(env.DOCKER_CONFIG, 'config.json'));
-  else if (env.HOME) files.push(join(env.HOME, '.docker', 'config.json'));
+  const dir = dockerConfigDir(env);
+  if (dir) files.push(join(dir, 'config.json'));
   let loaded: Promise<AuthConfig[]> | undefined;
-  const load = () =>
-    (loaded ??= Promise.all(
-      files.map(async (f) => {
-        let text: string;
-        try {
-          text = await readFile(f, 'utf8');
-        } catch (err) {
-          if (sysCode(err) === 'ENOENT') return {};
-          throw err;
-        }
-        try {
-          return JSON.parse(text) as AuthConfig;
-        } catch {
-          throw new DistError('EINVAL', `${f}: not valid JSON`);
-        }
-      }),
-    ));
+  const load = () => (loaded ??= Promise.all(files.map((f) => readAuthConfig(f))));
   return {
     async get(host) {
       for (const config of await load()) {
         const keys = hostKeys(host);
-        const helper = keys.map((k) => config.credHelpers?.[k]).find(Boolean) ?? config.credsStore;
+        const helper = credentialHelperFor(config, host);
         if (helper) {
-          const found = await helperGet(helper, host === 'docker.io' ? 'https://index.docker.io/v1/' : host, env);
+          const found = await helperGet(helper, dockerConfigKey(host), env);
           if (found) return found;
           continue;
         }

@@ -1,8 +1,8 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { DistError, sysCode } from '../errors.js';
+import { DistError } from '../errors.js';
 import { statusError, type RegistryClient } from './client.js';
-import { runCredentialHelper, type CredentialEnv, type Credentials } from './auth.js';
+import { credentialHelperFor, dockerConfigKey, readAuthConfig, runCredentialHelper, type AuthConfig, type CredentialEnv, type Credentials } from './auth.js';
 import type { Locator } from './locator.js';
 
 /**
@@ -20,41 +20,12 @@ export async function checkLogin(client: RegistryClient, loc: Locator, signal?: 
   throw await statusError(res, `${loc.host}: login check`);
 }
 
-/** Where docker keeps a registry's entry: docker.io under its historical v1 URL. */
-function configKey(host: string): string {
-  return host === 'docker.io' ? 'https://index.docker.io/v1/' : host;
-}
-
-interface DockerConfig {
-  auths?: Record<string, Record<string, unknown>>;
-  credsStore?: string;
-  credHelpers?: Record<string, string>;
-  [key: string]: unknown;
-}
-
-function readConfig(path: string): DockerConfig {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    if (sysCode(err) === 'ENOENT') return {};
-    throw err;
-  }
-  try {
-    const doc = JSON.parse(text);
-    if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new Error('not an object');
-    return doc;
-  } catch {
-    throw new DistError('EINVAL', `${path}: not valid JSON; not touching it`);
-  }
-}
-
 /**
  * Writes config.json whole and atomically: a temp file created with mode 0600 in the same
  * directory, fsynced, renamed over the old one. A crash leaves the old file or the new one,
  * never half of either, and the credentials are never readable by others even for a moment.
  */
-function writeConfig(dir: string, config: DockerConfig): void {
+function writeConfig(dir: string, config: AuthConfig): void {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const path = join(dir, 'config.json');
   const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
@@ -69,10 +40,6 @@ function writeConfig(dir: string, config: DockerConfig): void {
   }
   closeSync(fd);
   renameSync(tmp, path);
-}
-
-function helperFor(config: DockerConfig, host: string): string | undefined {
-  return config.credHelpers?.[configKey(host)] ?? config.credHelpers?.[host] ?? config.credsStore;
 }
 
 /**
@@ -92,9 +59,9 @@ async function helperUpdate(name: string, action: 'store' | 'erase', input: stri
  * leaves), else as `auths[host].auth`. Every other key is kept.
  */
 export async function saveLogin(dir: string, host: string, creds: Required<Pick<Credentials, 'username' | 'password'>>, env: CredentialEnv): Promise<'helper' | 'file'> {
-  const config = readConfig(join(dir, 'config.json'));
-  const key = configKey(host);
-  const helper = helperFor(config, host);
+  const config = await readAuthConfig(join(dir, 'config.json'));
+  const key = dockerConfigKey(host);
+  const helper = credentialHelperFor(config, host);
   config.auths ??= {};
   if (helper) {
     await helperUpdate(helper, 'store', JSON.stringify({ ServerURL: key, Username: creds.username, Secret: creds.password }), env);
@@ -108,9 +75,9 @@ export async function saveLogin(dir: string, host: string, creds: Required<Pick<
 
 /** Removes the credentials for `host` (file and helper). False when there were none. */
 export async function removeLogin(dir: string, host: string, env: CredentialEnv): Promise<boolean> {
-  const config = readConfig(join(dir, 'config.json'));
-  const key = configKey(host);
-  const helper = helperFor(config, host);
+  const config = await readAuthConfig(join(dir, 'config.json'));
+  const key = dockerConfigKey(host);
+  const helper = credentialHelperFor(config, host);
   let removed = false;
   if (helper) {
     try {
