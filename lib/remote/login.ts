@@ -1,6 +1,7 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../content/store.js';
 import { DistError } from '../errors.js';
+import { mkdirp } from '../fsp.js';
 import { statusError, type RegistryClient } from './client.js';
 import { credentialHelperFor, dockerConfigKey, readAuthConfig, runCredentialHelper, type AuthConfig, type CredentialEnv, type Credentials } from './auth.js';
 import type { Locator } from './locator.js';
@@ -21,25 +22,13 @@ export async function checkLogin(client: RegistryClient, loc: Locator, signal?: 
 }
 
 /**
- * Writes config.json whole and atomically: a temp file created with mode 0600 in the same
- * directory, fsynced, renamed over the old one. A crash leaves the old file or the new one,
- * never half of either, and the credentials are never readable by others even for a moment.
+ * Writes config.json whole and atomically (a crash leaves the old file or the new one, never
+ * half of either), created 0600 so the credentials are never readable by others, even for a
+ * moment. A missing directory is made 0700, as docker makes it.
  */
-function writeConfig(dir: string, config: AuthConfig): void {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const path = join(dir, 'config.json');
-  const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
-  const fd = openSync(tmp, 'wx', 0o600);
-  try {
-    writeSync(fd, `${JSON.stringify(config, null, '\t')}\n`);
-    fsyncSync(fd);
-  } catch (err) {
-    closeSync(fd);
-    unlinkSync(tmp);
-    throw err;
-  }
-  closeSync(fd);
-  renameSync(tmp, path);
+async function writeConfig(dir: string, config: AuthConfig): Promise<void> {
+  mkdirp(dir, 0o700);
+  await writeFileAtomic(join(dir, 'config.json'), `${JSON.stringify(config, null, '\t')}\n`, 0o600);
 }
 
 /**
@@ -69,7 +58,7 @@ export async function saveLogin(dir: string, host: string, creds: Required<Pick<
   } else {
     config.auths[key] = { auth: Buffer.from(`${creds.username}:${creds.password}`).toString('base64') };
   }
-  writeConfig(dir, config);
+  await writeConfig(dir, config);
   return helper ? 'helper' : 'file';
 }
 
@@ -93,6 +82,6 @@ export async function removeLogin(dir: string, host: string, env: CredentialEnv)
       removed = true;
     }
   }
-  if (removed) writeConfig(dir, config);
+  if (removed) await writeConfig(dir, config);
   return removed;
 }
