@@ -373,29 +373,6 @@ export async function pushManifest(client: RegistryClient, loc: Locator, referen
   throw await statusError(res, `${where}: manifest rejected`);
 }
 
-/** The bytes [start, end) of a stream that holds the blob from `start`; the rest is dropped. */
-export function sliceStream(body: Readable, length: number): Readable {
-  async function* take() {
-    let left = length;
-    try {
-      for await (const c of body) {
-        const b = c as Buffer;
-        if (b.length >= left) {
-          if (left > 0) yield b.subarray(0, left);
-          left = 0;
-          break;
-        }
-        left -= b.length;
-        yield b;
-      }
-    } finally {
-      body.destroy();
-    }
-    if (left > 0) throw new DistError('EBADSIZE', `the source ended ${left} bytes early`);
-  }
-  return Readable.from(take(), { objectMode: false });
-}
-
 /** A manifest or index to push: its descriptor and exact bytes. */
 export interface ManifestBytes {
   descriptor: Descriptor;
