@@ -31,10 +31,6 @@ export interface TransportOptions {
   /** TLS options for registries (extra CAs), built at the first https connection. */
   trust: () => SecureContextOptions;
   proxy?: ProxySettings;
-  /** Wait for response headers (default 60 s). */
-  headersTimeoutMs?: number;
-  /** Longest silence inside a body (default 120 s). */
-  bodyTimeoutMs?: number;
 }
 
 export interface SendOptions {
@@ -51,6 +47,10 @@ export interface SendOptions {
 
 /** Redirects followed per request: registries send one (to object storage), rarely two. */
 const MAX_REDIRECTS = 10;
+/** The longest wait for a response's headers. */
+const HEADERS_TIMEOUT_MS = 60_000;
+/** The longest silence inside a response body. */
+const BODY_TIMEOUT_MS = 120_000;
 
 let wasmTierSet = false;
 
@@ -83,8 +83,8 @@ export class Transport {
   constructor(private readonly opts: TransportOptions) {
     const common = {
       keepAliveTimeout: 30_000,
-      headersTimeout: opts.headersTimeoutMs ?? 60_000,
-      bodyTimeout: opts.bodyTimeoutMs ?? 120_000,
+      headersTimeout: HEADERS_TIMEOUT_MS,
+      bodyTimeout: BODY_TIMEOUT_MS,
     };
     const proxy = opts.proxy ?? {};
     if (proxy.http || proxy.https) {
@@ -111,7 +111,6 @@ export class Transport {
     let plain: buildConnector.connector | undefined;
     let secure: buildConnector.connector | undefined;
     return (options, callback) => {
-      baselineWasmOnly();
       if (options.protocol !== 'https:') return (plain ??= buildConnector({}))(options, callback);
       secure ??= buildConnector({ rejectUnauthorized: !this.opts.insecure, ...this.opts.trust() });
       return secure(options, callback);
@@ -120,6 +119,8 @@ export class Transport {
 
   /** Sends a request; resolves at the response headers with a body that must be consumed. */
   send(o: SendOptions): Promise<Response> {
+    // Here rather than in the connector: every connection follows a send, and through a proxy
+    // undici connects to the proxy with a connector of its own, which never calls ours.
     baselineWasmOnly();
     return new Promise<Response>((resolve, reject) => {
       o.signal?.throwIfAborted();
