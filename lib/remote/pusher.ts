@@ -6,6 +6,7 @@ import { DistError, isDistError } from '../errors.js';
 import { sleep } from '../sleep.js';
 import { errorText, parseRetryAfter, retryable, statusError, type RegistryClient, type Response } from './client.js';
 import type { Locator } from './locator.js';
+import { header } from './transport.js';
 import type { Descriptor } from '../image/mediatypes.js';
 
 /**
@@ -59,11 +60,6 @@ export interface PushBlobResult {
   /** Body bytes put on the wire for this blob (re-sent bytes count again). */
   sent: number;
 }
-
-const header = (res: Response, name: string): string | undefined => {
-  const v = res.headers[name];
-  return Array.isArray(v) ? v[0] : v;
-};
 
 /** True when the registry has the blob (HEAD). */
 export async function blobExists(client: RegistryClient, loc: Locator, digest: string, signal?: AbortSignal): Promise<boolean> {

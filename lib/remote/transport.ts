@@ -15,6 +15,12 @@ export interface Response {
   body: ResponseBody;
 }
 
+/** A response header's value; of a repeated one, the first. */
+export function header(res: Response, name: string): string | undefined {
+  const v = res.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
 /** The proxies to use, as the environment names them; lib/ never reads the environment. */
 export interface ProxySettings {
   /** HTTP_PROXY / http_proxy: for http registries. */
