@@ -13,7 +13,7 @@ import type { Descriptor } from '../image/mediatypes.js';
  * Blobs up to this size go in one PUT with the bytes in memory (re-sendable, so the client's
  * own retries apply). Larger ones are streamed in PATCH chunks that survive a reset.
  */
-export const SMALL_UPLOAD = 1 << 20;
+const SMALL_UPLOAD = 1 << 20;
 
 /**
  * The size of one PATCH when pushing from the store. A reset costs at most one chunk; each
@@ -21,7 +21,7 @@ export const SMALL_UPLOAD = 1 << 20;
  * 8 x 64 MiB to a loopback docker-registry 2.8 with 8 MiB, 32 MiB and whole-blob PATCHes took
  * 7.2, 7.8 and 5.6 s once each, on a machine at load ~18 from other work: noise, not a ranking.
  */
-export const PUSH_CHUNK = 32 << 20;
+const PUSH_CHUNK = 32 << 20;
 
 /** Times a broken upload is resumed (or restarted when the registry lost it) before giving up. */
 const MAX_RESUMES = 6;
@@ -62,7 +62,7 @@ export interface PushBlobResult {
 }
 
 /** True when the registry has the blob (HEAD). */
-export async function blobExists(client: RegistryClient, loc: Locator, digest: string, signal?: AbortSignal): Promise<boolean> {
+async function blobExists(client: RegistryClient, loc: Locator, digest: string, signal?: AbortSignal): Promise<boolean> {
   const res = await client.request(loc, { method: 'HEAD', path: `/v2/${loc.repository}/blobs/${digest}`, access: 'push', signal });
   await res.body.dump();
   if (res.statusCode === 200) return true;

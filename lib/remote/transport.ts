@@ -202,7 +202,7 @@ const DUMP_LIMIT = 256 << 10;
  * `text`, `json` and `dump` read small bodies with a size bound and a total deadline, so a
  * server that trickles a body forever fails instead of holding the command.
  */
-export class ResponseBody extends Readable implements Lending {
+class ResponseBody extends Readable implements Lending {
   private lender: ((chunk: Buffer) => void) | undefined;
   private settle: { resolve: () => void; reject: (err: Error) => void } | undefined;
   private done: { error?: Error } | undefined;
