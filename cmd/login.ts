@@ -1,13 +1,13 @@
-import { join } from 'node:path';
 import { usageError, type Command } from './spec.js';
 import { REMOTE_OPTIONS, clientFor } from './remote.js';
 import { print, write, type IO } from './io.js';
 
-/** docker's config directory: $DOCKER_CONFIG, else ~/.docker. */
-export function dockerConfigDir(io: IO): string {
-  if (io.env.DOCKER_CONFIG) return io.env.DOCKER_CONFIG;
-  if (!io.env.HOME) throw usageError('neither DOCKER_CONFIG nor HOME is set: nowhere to keep credentials');
-  return join(io.env.HOME, '.docker');
+/** Where login and logout keep credentials: docker's config directory (lib/remote/auth.ts). */
+export async function credentialDir(io: IO): Promise<string> {
+  const { dockerConfigDir } = await import('../lib/remote/auth.js');
+  const dir = dockerConfigDir(io.env);
+  if (!dir) throw usageError('neither DOCKER_CONFIG nor HOME is set: nowhere to keep credentials');
+  return dir;
 }
 
 export const login: Command = {
@@ -43,7 +43,7 @@ export const login: Command = {
     } finally {
       await client.close();
     }
-    const where = await saveLogin(dockerConfigDir(io), loc.host, creds, io.env);
+    const where = await saveLogin(await credentialDir(io), loc.host, creds, io.env);
     await print(io, `Login Succeeded${where === 'helper' ? ' (credentials in the credsStore helper)' : ''}\n`);
     return 0;
   },

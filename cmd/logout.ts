@@ -1,6 +1,6 @@
 import type { Command } from './spec.js';
 import { print } from './io.js';
-import { dockerConfigDir } from './login.js';
+import { credentialDir } from './login.js';
 
 export const logout: Command = {
   command: 'logout <registry>',
@@ -11,7 +11,7 @@ export const logout: Command = {
     const { parseLocator } = await import('../lib/remote/locator.js');
     const { removeLogin } = await import('../lib/remote/login.js');
     const { host } = parseLocator(`${args.registry}/dist-login-check`);
-    const removed = await removeLogin(dockerConfigDir(io), host, io.env);
+    const removed = await removeLogin(await credentialDir(io), host, io.env);
     await print(io, removed ? `Removing login credentials for ${host}\n` : `Not logged in to ${host}\n`);
     return 0;
   },

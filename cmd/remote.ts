@@ -38,7 +38,7 @@ export async function locatorFor(text: string, args: Args): Promise<Locator> {
  * HTTPS_PROXY, HTTP_PROXY and NO_PROXY, the lower-case names first as curl and Go read them.
  * An https registry goes through HTTPS_PROXY, else HTTP_PROXY, as skopeo and crane do.
  */
-export function proxyFromEnv(env: NodeJS.ProcessEnv): { http?: string; https?: string; noProxy?: string } {
+function proxyFromEnv(env: NodeJS.ProcessEnv): { http?: string; https?: string; noProxy?: string } {
   const get = (name: string) => env[name.toLowerCase()] || env[name] || undefined;
   const http = get('HTTP_PROXY');
   return { http, https: get('HTTPS_PROXY') ?? http, noProxy: get('NO_PROXY') };

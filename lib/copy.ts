@@ -4,7 +4,7 @@ import { formatPlatform, selectManifest } from './image/platform.js';
 import type { RegistryClient } from './remote/client.js';
 import { fetchManifest, openBlob } from './remote/fetcher.js';
 import { formatRef, type ImageRef } from './remote/locator.js';
-import { blobsOf, pushImage, sliceStream, type ManifestBytes, type PushEvent, type PushImageResult } from './remote/pusher.js';
+import { blobsOf, pushImage, type ManifestBytes, type PushEvent, type PushImageResult } from './remote/pusher.js';
 
 export interface CopyOptions {
   /** Copy only this platform's manifest out of an index (default: the whole index). */
@@ -62,12 +62,9 @@ export async function copy(client: RegistryClient, src: ImageRef, dst: ImageRef,
       children,
       blobs: blobsOf(manifests),
       source: (desc) => ({
-        open: async (start, end) => {
-          const { body } = await openBlob(client, src, desc.digest, { offset: start, size: desc.size, signal });
-          // To the end of the blob (always, with one PATCH per blob): the body already stops
-          // there, and a slicing stage would cost a promise per chunk for nothing.
-          return end === desc.size ? body : sliceStream(body, end - start);
-        },
+        // `end` is always the blob's size (chunkSize below is Infinity: one PATCH, or one PUT),
+        // so the source's body, from `start` to its end, is exactly the bytes asked for.
+        open: async (start) => (await openBlob(client, src, desc.digest, { offset: start, size: desc.size, signal })).body,
       }),
       mountFrom: () => (sameRegistry ? [src.repository] : []),
       // One PATCH with the rest of the blob, streamed from the source: a reset asks the target

@@ -27,20 +27,21 @@ export const writeFile = viaCallback('writeFile');
  * mkdir -p, synchronously (a few metadata calls). Node's `{ recursive: true }` never returns
  * where mkdir(2) answers ENOENT under a parent that exists, as in /proc or /sys: `dist --root
  * /proc/x pull` spun at full CPU forever. This makes each missing parent once, then fails
- * with mkdir(2)'s own error.
+ * with mkdir(2)'s own error. Each directory it makes gets `mode` (before the umask), as
+ * `{ recursive: true, mode }` would give.
  */
-export function mkdirp(path: string): void {
+export function mkdirp(path: string, mode?: number): void {
   const parent = dirname(path);
   try {
-    fs.mkdirSync(path);
+    fs.mkdirSync(path, mode);
     return;
   } catch (err) {
     if (existsAsDir(err, path)) return;
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || parent === path) throw err;
   }
-  mkdirp(parent);
+  mkdirp(parent, mode);
   try {
-    fs.mkdirSync(path);
+    fs.mkdirSync(path, mode);
   } catch (err) {
     if (!existsAsDir(err, path)) throw err;
   }

@@ -111,12 +111,20 @@ function tempName(path: string): string {
 /**
  * Writes a small file atomically: temp file, fsync, rename, fsync of the directory. Without
  * the last step a power cut can undo the rename, and index.json would lose a name whose
- * blobs are durable.
+ * blobs are durable. The temp file is created with `mode` (before the umask), so a file of
+ * secrets (login's config.json, 0600) is never readable by others, even for a moment; it is
+ * removed again when the write or the rename fails.
  */
-export async function writeFileAtomic(path: string, text: string): Promise<void> {
+export async function writeFileAtomic(path: string, text: string, mode = 0o666): Promise<void> {
   const tmp = tempName(path);
-  await writeFile(tmp, text, { flush: true });
-  await rename(tmp, path);
+  try {
+    // 'wx': the name is fresh; a file found there anyway would keep its own mode.
+    await writeFile(tmp, text, { flush: true, mode, flag: 'wx' });
+    await rename(tmp, path);
+  } catch (err) {
+    await unlink(tmp).catch(() => {});
+    throw err;
+  }
   fsyncDir(dirname(path));
 }
 

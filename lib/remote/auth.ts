@@ -38,10 +38,12 @@ export interface CredentialEnv {
  */
 const HELPER_TIMEOUT_S = 30;
 
-interface AuthConfig {
+/** A docker config.json (or containers auth.json): the keys dist reads, and any others kept as they are. */
+export interface AuthConfig {
   auths?: Record<string, { auth?: string; username?: string; password?: string; identitytoken?: string }>;
   credHelpers?: Record<string, string>;
   credsStore?: string;
+  [key: string]: unknown;
 }
 
 /** The names a host may be stored under in config.json. */
@@ -55,42 +57,64 @@ function normalizeKey(key: string): string {
   return key.replace(/^https?:\/\//, '').replace(/\/.*$/, '');
 }
 
+/** docker's config directory: $DOCKER_CONFIG, else ~/.docker; undefined when neither is set. */
+export function dockerConfigDir(env: CredentialEnv): string | undefined {
+  if (env.DOCKER_CONFIG) return env.DOCKER_CONFIG;
+  return env.HOME ? join(env.HOME, '.docker') : undefined;
+}
+
+/** The name docker keeps a registry under (an `auths` key, a helper's ServerURL): docker.io under its historical v1 URL. */
+export function dockerConfigKey(host: string): string {
+  return host === 'docker.io' ? 'https://index.docker.io/v1/' : host;
+}
+
+/** The credential helper a config names for a host: `credHelpers` under any of its names, else `credsStore`. */
+export function credentialHelperFor(config: AuthConfig, host: string): string | undefined {
+  return hostKeys(host).map((k) => config.credHelpers?.[k]).find(Boolean) ?? config.credsStore;
+}
+
+/**
+ * Reads a config.json; a missing file is an empty config. Errors: EINVAL (not JSON, or not a
+ * JSON object: login must not overwrite a file it cannot read as a config), the file system's.
+ */
+export async function readAuthConfig(path: string): Promise<AuthConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    if (sysCode(err) === 'ENOENT') return {};
+    throw err;
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    throw new DistError('EINVAL', `${path}: not valid JSON`);
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new DistError('EINVAL', `${path}: not a JSON object`);
+  return doc as AuthConfig;
+}
+
 /**
  * Credentials from, in order: `$REGISTRY_AUTH_FILE` (containers auth.json), then
  * `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`. In a docker config,
  * `credHelpers[host]`, then `credsStore`, run `docker-credential-<name> get`; else `auths`.
- * A file that is missing is skipped; one that is not JSON is an error (EINVAL).
+ * A file that is missing is skipped; one that is not a JSON object is an error (EINVAL).
  */
 export function credentialSource(env: CredentialEnv): CredentialSource {
   const files: string[] = [];
   if (env.REGISTRY_AUTH_FILE) files.push(env.REGISTRY_AUTH_FILE);
-  if (env.DOCKER_CONFIG) files.push(join(env.DOCKER_CONFIG, 'config.json'));
-  else if (env.HOME) files.push(join(env.HOME, '.docker', 'config.json'));
+  const dir = dockerConfigDir(env);
+  if (dir) files.push(join(dir, 'config.json'));
   let loaded: Promise<AuthConfig[]> | undefined;
-  const load = () =>
-    (loaded ??= Promise.all(
-      files.map(async (f) => {
-        let text: string;
-        try {
-          text = await readFile(f, 'utf8');
-        } catch (err) {
-          if (sysCode(err) === 'ENOENT') return {};
-          throw err;
-        }
-        try {
-          return JSON.parse(text) as AuthConfig;
-        } catch {
-          throw new DistError('EINVAL', `${f}: not valid JSON`);
-        }
-      }),
-    ));
+  const load = () => (loaded ??= Promise.all(files.map((f) => readAuthConfig(f))));
   return {
     async get(host) {
       for (const config of await load()) {
         const keys = hostKeys(host);
-        const helper = keys.map((k) => config.credHelpers?.[k]).find(Boolean) ?? config.credsStore;
+        const helper = credentialHelperFor(config, host);
         if (helper) {
-          const found = await runHelper(helper, host === 'docker.io' ? 'https://index.docker.io/v1/' : host, env);
+          const found = await helperGet(helper, dockerConfigKey(host), env);
           if (found) return found;
           continue;
         }
@@ -111,16 +135,25 @@ export function credentialSource(env: CredentialEnv): CredentialSource {
   };
 }
 
+/** What a credential helper said: its exit status and its output. */
+export interface HelperOutput {
+  code: number | null;
+  stdout: string;
+  /** stdout and stderr together, as they came: the reason a failed helper gives. */
+  output: string;
+}
+
 /**
- * Runs `docker-credential-<name> get` with the whole environment; "credentials not found" is
- * not an error. Errors: EINVAL (not installed), EREMOTE (failed, no JSON, or no answer within
- * the timeout: the helper is killed and named).
+ * Runs `docker-credential-<name> <action>` (get, store or erase) with `input` on stdin and the
+ * whole environment (see CredentialEnv), and resolves its exit status and output: what a
+ * failure means is the caller's to say. Errors: EINVAL (not installed), EREMOTE (no answer
+ * within DIST_CREDENTIAL_HELPER_TIMEOUT: the helper is killed and named).
  */
-function runHelper(name: string, serverUrl: string, env: CredentialEnv): Promise<Credentials | undefined> {
+export function runCredentialHelper(name: string, action: 'get' | 'store' | 'erase', input: string, env: CredentialEnv): Promise<HelperOutput> {
   const helper = `docker-credential-${name}`;
   const seconds = Number(env.DIST_CREDENTIAL_HELPER_TIMEOUT) > 0 ? Number(env.DIST_CREDENTIAL_HELPER_TIMEOUT) : HELPER_TIMEOUT_S;
   return new Promise((resolve, reject) => {
-    const child = childProcess().spawn(helper, ['get'], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...env, PATH: env.PATH ?? '/usr/bin:/bin' } });
+    const child = childProcess().spawn(helper, [action], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...env, PATH: env.PATH ?? '/usr/bin:/bin' } });
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       // Its own children may keep the pipes open: stop reading them, do not wait for them.
@@ -129,9 +162,13 @@ function runHelper(name: string, serverUrl: string, env: CredentialEnv): Promise
       reject(new DistError('EREMOTE', `credential helper ${helper} did not answer within ${seconds}s`, { hint: 'set DIST_CREDENTIAL_HELPER_TIMEOUT (seconds) to wait longer' }));
     }, seconds * 1000);
     timer.unref();
-    let out = '';
-    child.stdout.on('data', (c) => (out += c));
-    child.stderr.resume();
+    let stdout = '';
+    let output = '';
+    child.stdout.on('data', (c) => {
+      stdout += c;
+      output += c;
+    });
+    child.stderr.on('data', (c) => (output += c));
     // A helper may exit without reading its stdin (it knows the one server it serves): the
     // write then fails with EPIPE, which is no failure of the helper; its exit status and
     // output decide.
@@ -142,20 +179,28 @@ function runHelper(name: string, serverUrl: string, env: CredentialEnv): Promise
     });
     child.on('close', (code) => {
       clearTimeout(timer);
-      if (code !== 0) {
-        if (/not found/i.test(out)) return resolve(undefined);
-        return reject(new DistError('EREMOTE', `credential helper ${helper} failed (exit ${code})`));
-      }
-      try {
-        const j = JSON.parse(out);
-        if (j.Username === '<token>') resolve({ identityToken: j.Secret });
-        else resolve({ username: j.Username, password: j.Secret });
-      } catch {
-        reject(new DistError('EREMOTE', `credential helper ${helper} printed no JSON`));
-      }
+      resolve({ code, stdout, output });
     });
-    child.stdin.end(serverUrl);
+    child.stdin.end(input);
   });
+}
+
+/**
+ * `docker-credential-<name> get` for one server; "credentials not found" is not an error.
+ * Errors: those of runCredentialHelper, and EREMOTE (the helper failed or printed no JSON).
+ */
+async function helperGet(name: string, serverUrl: string, env: CredentialEnv): Promise<Credentials | undefined> {
+  const { code, stdout } = await runCredentialHelper(name, 'get', serverUrl, env);
+  if (code !== 0) {
+    if (/not found/i.test(stdout)) return undefined;
+    throw new DistError('EREMOTE', `credential helper docker-credential-${name} failed (exit ${code})`);
+  }
+  try {
+    const j = JSON.parse(stdout);
+    return j.Username === '<token>' ? { identityToken: j.Secret } : { username: j.Username, password: j.Secret };
+  } catch {
+    throw new DistError('EREMOTE', `credential helper docker-credential-${name} printed no JSON`);
+  }
 }
 
 /** A parsed WWW-Authenticate challenge. */

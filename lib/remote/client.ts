@@ -275,10 +275,10 @@ export class RegistryClient {
 /** Token responses are a few KiB; a server that sends more is not a token server. */
 const TOKEN_LIMIT = 1 << 20;
 /** Small bodies (tokens, error texts, tag pages) arrive within this, or the request fails. */
-export const BODY_DEADLINE_MS = 60_000;
+const BODY_DEADLINE_MS = 60_000;
 
 /** A URL fit for messages: no credentials, and no query string (pre-signed URLs carry signatures). */
-export function redact(url: URL | string): string {
+function redact(url: URL | string): string {
   const u = typeof url === 'string' ? new URL(url) : url;
   return `${u.protocol}//${u.host}${u.pathname}`;
 }

@@ -5,11 +5,7 @@ import { MANIFEST_TYPES, MAX_MANIFEST_BYTES, type Descriptor } from '../image/me
 import { canLend, type Lending } from '../lend.js';
 import { statusError, type RegistryClient, type Response } from './client.js';
 import type { Locator } from './locator.js';
-
-const header = (res: Response, name: string): string | undefined => {
-  const v = res.headers[name];
-  return Array.isArray(v) ? v[0] : v;
-};
+import { header } from './transport.js';
 
 /** A fetched object: its descriptor and a body stream the caller must consume. */
 export interface Fetched {

@@ -1,9 +1,9 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { DistError, sysCode } from '../errors.js';
-import { childProcess } from '../lazy.js';
+import { writeFileAtomic } from '../content/store.js';
+import { DistError } from '../errors.js';
+import { mkdirp } from '../fsp.js';
 import { statusError, type RegistryClient } from './client.js';
-import type { Credentials } from './auth.js';
+import { credentialHelperFor, dockerConfigKey, readAuthConfig, runCredentialHelper, type AuthConfig, type CredentialEnv, type Credentials } from './auth.js';
 import type { Locator } from './locator.js';
 
 /**
@@ -21,77 +21,25 @@ export async function checkLogin(client: RegistryClient, loc: Locator, signal?: 
   throw await statusError(res, `${loc.host}: login check`);
 }
 
-/** Where docker keeps a registry's entry: docker.io under its historical v1 URL. */
-function configKey(host: string): string {
-  return host === 'docker.io' ? 'https://index.docker.io/v1/' : host;
-}
-
-interface DockerConfig {
-  auths?: Record<string, Record<string, unknown>>;
-  credsStore?: string;
-  credHelpers?: Record<string, string>;
-  [key: string]: unknown;
-}
-
-function readConfig(path: string): DockerConfig {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    if (sysCode(err) === 'ENOENT') return {};
-    throw err;
-  }
-  try {
-    const doc = JSON.parse(text);
-    if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new Error('not an object');
-    return doc;
-  } catch {
-    throw new DistError('EINVAL', `${path}: not valid JSON; not touching it`);
-  }
+/**
+ * Writes config.json whole and atomically (a crash leaves the old file or the new one, never
+ * half of either), created 0600 so the credentials are never readable by others, even for a
+ * moment. A missing directory is made 0700, as docker makes it.
+ */
+async function writeConfig(dir: string, config: AuthConfig): Promise<void> {
+  mkdirp(dir, 0o700);
+  await writeFileAtomic(join(dir, 'config.json'), `${JSON.stringify(config, null, '\t')}\n`, 0o600);
 }
 
 /**
- * Writes config.json whole and atomically: a temp file created with mode 0600 in the same
- * directory, fsynced, renamed over the old one. A crash leaves the old file or the new one,
- * never half of either, and the credentials are never readable by others even for a moment.
+ * `docker-credential-<name> store` or `erase`, run as lib/remote/auth.ts runs every helper (the
+ * whole environment, the timeout). Errors: those of runCredentialHelper, and EREMOTE when it
+ * fails, with the first line of what it said; its whole output is in `data.output`.
  */
-function writeConfig(dir: string, config: DockerConfig): void {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const path = join(dir, 'config.json');
-  const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
-  const fd = openSync(tmp, 'wx', 0o600);
-  try {
-    writeSync(fd, `${JSON.stringify(config, null, '\t')}\n`);
-    fsyncSync(fd);
-  } catch (err) {
-    closeSync(fd);
-    unlinkSync(tmp);
-    throw err;
-  }
-  closeSync(fd);
-  renameSync(tmp, path);
-}
-
-function helperFor(config: DockerConfig, host: string): string | undefined {
-  return config.credHelpers?.[configKey(host)] ?? config.credHelpers?.[host] ?? config.credsStore;
-}
-
-/** Runs `docker-credential-<name> <action>` with `input` on stdin. Errors: EINVAL (not installed), EREMOTE (it failed). */
-function runHelper(name: string, action: 'store' | 'erase', input: string, env: { PATH?: string; HOME?: string }): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = childProcess().spawn(`docker-credential-${name}`, [action], { stdio: ['pipe', 'pipe', 'pipe'], env: { PATH: env.PATH ?? '/usr/bin:/bin', HOME: env.HOME } });
-    let out = '';
-    child.stdout.on('data', (c) => (out += c));
-    child.stderr.on('data', (c) => (out += c));
-    child.on('error', () => reject(new DistError('EINVAL', `credential helper docker-credential-${name} is not installed`)));
-    child.on('close', (code) => {
-      if (code === 0) resolve(out);
-      // The helper's output may echo what it was given: only its first line, never the input.
-      else reject(new DistError('EREMOTE', `credential helper docker-credential-${name} ${action} failed (exit ${code}): ${out.split('\n')[0]!.slice(0, 200)}`, { output: out }));
-    });
-    child.stdin.on('error', () => {});
-    child.stdin.end(input);
-  });
+async function helperUpdate(name: string, action: 'store' | 'erase', input: string, env: CredentialEnv): Promise<void> {
+  const { code, output } = await runCredentialHelper(name, action, input, env);
+  // The helper's output may echo what it was given: only its first line, never the input.
+  if (code !== 0) throw new DistError('EREMOTE', `credential helper docker-credential-${name} ${action} failed (exit ${code}): ${output.split('\n')[0]!.slice(0, 200)}`, { output });
 }
 
 /**
@@ -99,30 +47,30 @@ function runHelper(name: string, action: 'store' | 'erase', input: string, env: 
  * `credHelpers`/`credsStore` helper when there is one (with an empty `auths` entry, as docker
  * leaves), else as `auths[host].auth`. Every other key is kept.
  */
-export async function saveLogin(dir: string, host: string, creds: Required<Pick<Credentials, 'username' | 'password'>>, env: { PATH?: string; HOME?: string }): Promise<'helper' | 'file'> {
-  const config = readConfig(join(dir, 'config.json'));
-  const key = configKey(host);
-  const helper = helperFor(config, host);
+export async function saveLogin(dir: string, host: string, creds: Required<Pick<Credentials, 'username' | 'password'>>, env: CredentialEnv): Promise<'helper' | 'file'> {
+  const config = await readAuthConfig(join(dir, 'config.json'));
+  const key = dockerConfigKey(host);
+  const helper = credentialHelperFor(config, host);
   config.auths ??= {};
   if (helper) {
-    await runHelper(helper, 'store', JSON.stringify({ ServerURL: key, Username: creds.username, Secret: creds.password }), env);
+    await helperUpdate(helper, 'store', JSON.stringify({ ServerURL: key, Username: creds.username, Secret: creds.password }), env);
     config.auths[key] = {};
   } else {
     config.auths[key] = { auth: Buffer.from(`${creds.username}:${creds.password}`).toString('base64') };
   }
-  writeConfig(dir, config);
+  await writeConfig(dir, config);
   return helper ? 'helper' : 'file';
 }
 
 /** Removes the credentials for `host` (file and helper). False when there were none. */
-export async function removeLogin(dir: string, host: string, env: { PATH?: string; HOME?: string }): Promise<boolean> {
-  const config = readConfig(join(dir, 'config.json'));
-  const key = configKey(host);
-  const helper = helperFor(config, host);
+export async function removeLogin(dir: string, host: string, env: CredentialEnv): Promise<boolean> {
+  const config = await readAuthConfig(join(dir, 'config.json'));
+  const key = dockerConfigKey(host);
+  const helper = credentialHelperFor(config, host);
   let removed = false;
   if (helper) {
     try {
-      await runHelper(helper, 'erase', key, env);
+      await helperUpdate(helper, 'erase', key, env);
       removed = true;
     } catch (err) {
       if (!/not found/i.test(String((err as DistError).data?.output ?? ''))) throw err;
@@ -134,6 +82,6 @@ export async function removeLogin(dir: string, host: string, env: { PATH?: strin
       removed = true;
     }
   }
-  if (removed) writeConfig(dir, config);
+  if (removed) await writeConfig(dir, config);
   return removed;
 }

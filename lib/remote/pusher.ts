@@ -6,13 +6,14 @@ import { DistError, isDistError } from '../errors.js';
 import { sleep } from '../sleep.js';
 import { errorText, parseRetryAfter, retryable, statusError, type RegistryClient, type Response } from './client.js';
 import type { Locator } from './locator.js';
+import { header } from './transport.js';
 import type { Descriptor } from '../image/mediatypes.js';
 
 /**
  * Blobs up to this size go in one PUT with the bytes in memory (re-sendable, so the client's
  * own retries apply). Larger ones are streamed in PATCH chunks that survive a reset.
  */
-export const SMALL_UPLOAD = 1 << 20;
+const SMALL_UPLOAD = 1 << 20;
 
 /**
  * The size of one PATCH when pushing from the store. A reset costs at most one chunk; each
@@ -20,7 +21,7 @@ export const SMALL_UPLOAD = 1 << 20;
  * 8 x 64 MiB to a loopback docker-registry 2.8 with 8 MiB, 32 MiB and whole-blob PATCHes took
  * 7.2, 7.8 and 5.6 s once each, on a machine at load ~18 from other work: noise, not a ranking.
  */
-export const PUSH_CHUNK = 32 << 20;
+const PUSH_CHUNK = 32 << 20;
 
 /** Times a broken upload is resumed (or restarted when the registry lost it) before giving up. */
 const MAX_RESUMES = 6;
@@ -60,13 +61,8 @@ export interface PushBlobResult {
   sent: number;
 }
 
-const header = (res: Response, name: string): string | undefined => {
-  const v = res.headers[name];
-  return Array.isArray(v) ? v[0] : v;
-};
-
 /** True when the registry has the blob (HEAD). */
-export async function blobExists(client: RegistryClient, loc: Locator, digest: string, signal?: AbortSignal): Promise<boolean> {
+async function blobExists(client: RegistryClient, loc: Locator, digest: string, signal?: AbortSignal): Promise<boolean> {
   const res = await client.request(loc, { method: 'HEAD', path: `/v2/${loc.repository}/blobs/${digest}`, access: 'push', signal });
   await res.body.dump();
   if (res.statusCode === 200) return true;
@@ -371,29 +367,6 @@ export async function pushManifest(client: RegistryClient, loc: Locator, referen
     throw new DistError('EREMOTE', `${where}: the manifest (${bytes.length} bytes) is over the registry's size limit (413${detail ? ` ${detail}` : ''})`, { status: 413 });
   }
   throw await statusError(res, `${where}: manifest rejected`);
-}
-
-/** The bytes [start, end) of a stream that holds the blob from `start`; the rest is dropped. */
-export function sliceStream(body: Readable, length: number): Readable {
-  async function* take() {
-    let left = length;
-    try {
-      for await (const c of body) {
-        const b = c as Buffer;
-        if (b.length >= left) {
-          if (left > 0) yield b.subarray(0, left);
-          left = 0;
-          break;
-        }
-        left -= b.length;
-        yield b;
-      }
-    } finally {
-      body.destroy();
-    }
-    if (left > 0) throw new DistError('EBADSIZE', `the source ended ${left} bytes early`);
-  }
-  return Readable.from(take(), { objectMode: false });
 }
 
 /** A manifest or index to push: its descriptor and exact bytes. */

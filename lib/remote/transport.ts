@@ -15,6 +15,12 @@ export interface Response {
   body: ResponseBody;
 }
 
+/** A response header's value; of a repeated one, the first. */
+export function header(res: Response, name: string): string | undefined {
+  const v = res.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
 /** The proxies to use, as the environment names them; lib/ never reads the environment. */
 export interface ProxySettings {
   /** HTTP_PROXY / http_proxy: for http registries. */
@@ -31,10 +37,6 @@ export interface TransportOptions {
   /** TLS options for registries (extra CAs), built at the first https connection. */
   trust: () => SecureContextOptions;
   proxy?: ProxySettings;
-  /** Wait for response headers (default 60 s). */
-  headersTimeoutMs?: number;
-  /** Longest silence inside a body (default 120 s). */
-  bodyTimeoutMs?: number;
 }
 
 export interface SendOptions {
@@ -51,6 +53,10 @@ export interface SendOptions {
 
 /** Redirects followed per request: registries send one (to object storage), rarely two. */
 const MAX_REDIRECTS = 10;
+/** The longest wait for a response's headers. */
+const HEADERS_TIMEOUT_MS = 60_000;
+/** The longest silence inside a response body. */
+const BODY_TIMEOUT_MS = 120_000;
 
 let wasmTierSet = false;
 
@@ -83,8 +89,8 @@ export class Transport {
   constructor(private readonly opts: TransportOptions) {
     const common = {
       keepAliveTimeout: 30_000,
-      headersTimeout: opts.headersTimeoutMs ?? 60_000,
-      bodyTimeout: opts.bodyTimeoutMs ?? 120_000,
+      headersTimeout: HEADERS_TIMEOUT_MS,
+      bodyTimeout: BODY_TIMEOUT_MS,
     };
     const proxy = opts.proxy ?? {};
     if (proxy.http || proxy.https) {
@@ -111,7 +117,6 @@ export class Transport {
     let plain: buildConnector.connector | undefined;
     let secure: buildConnector.connector | undefined;
     return (options, callback) => {
-      baselineWasmOnly();
       if (options.protocol !== 'https:') return (plain ??= buildConnector({}))(options, callback);
       secure ??= buildConnector({ rejectUnauthorized: !this.opts.insecure, ...this.opts.trust() });
       return secure(options, callback);
@@ -120,6 +125,8 @@ export class Transport {
 
   /** Sends a request; resolves at the response headers with a body that must be consumed. */
   send(o: SendOptions): Promise<Response> {
+    // Here rather than in the connector: every connection follows a send, and through a proxy
+    // undici connects to the proxy with a connector of its own, which never calls ours.
     baselineWasmOnly();
     return new Promise<Response>((resolve, reject) => {
       o.signal?.throwIfAborted();
@@ -195,7 +202,7 @@ const DUMP_LIMIT = 256 << 10;
  * `text`, `json` and `dump` read small bodies with a size bound and a total deadline, so a
  * server that trickles a body forever fails instead of holding the command.
  */
-export class ResponseBody extends Readable implements Lending {
+class ResponseBody extends Readable implements Lending {
   private lender: ((chunk: Buffer) => void) | undefined;
   private settle: { resolve: () => void; reject: (err: Error) => void } | undefined;
   private done: { error?: Error } | undefined;
