@@ -6,6 +6,7 @@ import type { Hash } from 'node:crypto';
 import { decompressor, peek, sniff, type Compression } from '../archive/decompress.js';
 import { tar } from '../archive/tar.js';
 import { Lease } from '../content/lease.js';
+import { IngestSink } from '../content/ingest.js';
 import { ensureLayout, type Store } from '../content/store.js';
 import { openWriter, putBlob, syncBlobDirs, type Writer } from '../content/writer.js';
 import { digestOf, hasher, parseDigest } from '../digest.js';
@@ -201,19 +202,11 @@ async function ingestBlob(store: Store, entry: AsyncIterable<unknown>, digest: s
   }
   const writer = opened.writer;
   // An ingest of this blob resumed or adopted from an earlier try holds the entry's first bytes
-  // already: skip them, as dist ingest does (commit checks the digest of the whole).
-  let skip = writer.offset;
+  // already: the sink skips them, as for dist ingest (commit checks the digest of the whole).
+  const sink = new IngestSink(writer, writer.offset);
   let committing = false;
   try {
-    for await (const chunk of entry) {
-      let buf = chunk as Buffer;
-      if (skip > 0) {
-        const n = Math.min(skip, buf.length);
-        skip -= n;
-        buf = buf.subarray(n);
-      }
-      if (buf.length) writer.write([buf]);
-    }
+    for await (const chunk of entry) sink.take([chunk as Buffer]);
     await lease.add([digest]);
     committing = true;
     await writer.commit();
