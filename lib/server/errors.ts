@@ -1,10 +1,12 @@
 import type { ServerResponse } from 'node:http';
 import { isDistError } from '../errors.js';
+import { sendJson } from './context.js';
 
 /**
  * The distribution spec's error codes and the HTTP status each is answered with (distribution's
  * `registry/api/errcode/register.go`; UNAVAILABLE is distribution's too, for a mirror whose
- * upstream failed). One table: a handler names a code, never a status.
+ * upstream failed; NOT_FOUND answers a path no route matches). One table: a handler names a
+ * code, never a status.
  */
 export const ERROR_STATUS = {
   BLOB_UNKNOWN: 404,
@@ -16,6 +18,7 @@ export const ERROR_STATUS = {
   MANIFEST_UNKNOWN: 404,
   NAME_INVALID: 400,
   NAME_UNKNOWN: 404,
+  NOT_FOUND: 404,
   PAGINATION_NUMBER_INVALID: 400,
   RANGE_INVALID: 416,
   SIZE_INVALID: 400,
@@ -66,7 +69,5 @@ export function sendError(res: ServerResponse, err: unknown, head: boolean): voi
     res.destroy();
     return;
   }
-  const body = Buffer.from(JSON.stringify({ errors: [{ code: e.code, message: e.message, ...(e.detail !== undefined ? { detail: e.detail } : {}) }] }));
-  res.writeHead(e.status, { ...e.headers, 'content-type': 'application/json', 'content-length': String(body.length) });
-  res.end(head ? undefined : body);
+  sendJson({ res, head }, e.status, { errors: [{ code: e.code, message: e.message, ...(e.detail !== undefined ? { detail: e.detail } : {}) }] }, e.headers);
 }

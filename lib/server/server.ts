@@ -6,7 +6,7 @@ import { DistError } from '../errors.js';
 import type { RegistryClient } from '../remote/client.js';
 import type { Htpasswd } from './htpasswd.js';
 import { Catalog, isRepository } from './catalog.js';
-import { sendJson, type Ctx, type ServerState } from './context.js';
+import type { Ctx, ServerState } from './context.js';
 import { RegistryError, sendError } from './errors.js';
 import { Mirror } from './mirror.js';
 import { apiVersion, getBlob, getManifest, listCatalog, listReferrers, listTags } from './read.js';
@@ -179,7 +179,7 @@ async function dispatch(req: IncomingMessage, res: ServerResponse, state: Server
   const i = ROUTES.findIndex((r) => (match = r.path.exec(path)) !== null);
   if (i < 0 || !match) {
     req.resume();
-    return sendJson({ res, head }, 404, { errors: [{ code: 'NOT_FOUND', message: 'no such endpoint' }] });
+    throw new RegistryError('NOT_FOUND', 'no such endpoint');
   }
   const captures = match as RegExpExecArray;
   const route = ROUTES[i]!;
