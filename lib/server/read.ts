@@ -4,7 +4,8 @@ import { parseDigest } from '../digest.js';
 import { DistError, isDistError, sysCode } from '../errors.js';
 import { MT } from '../image/mediatypes.js';
 import { readManifestBytes } from '../image/walk.js';
-import { isTagName, manifestType } from './catalog.js';
+import { isTag } from '../remote/locator.js';
+import { manifestType } from './catalog.js';
 import { sendJson, type Ctx } from './context.js';
 import { RegistryError } from './errors.js';
 
@@ -35,7 +36,7 @@ export async function getManifest(ctx: Ctx): Promise<void> {
     digest = pathDigest(ctx.ref);
     if (mirror && !(await store.has(digest))) await mirror.manifest(ctx.repository, digest);
   } else {
-    if (!isTagName(ctx.ref)) throw new RegistryError('MANIFEST_UNKNOWN', `invalid tag ${JSON.stringify(ctx.ref.slice(0, 140))}`);
+    if (!isTag(ctx.ref)) throw new RegistryError('MANIFEST_UNKNOWN', `invalid tag ${JSON.stringify(ctx.ref.slice(0, 140))}`);
     let desc = await catalog.lookup(ctx.repository, ctx.ref);
     if (!desc && mirror) desc = await mirror.tag(ctx.repository, ctx.ref);
     if (!desc) throw new RegistryError('MANIFEST_UNKNOWN', `${ctx.repository}:${ctx.ref}: manifest unknown`);

@@ -4,8 +4,9 @@ import type { AddressInfo } from 'node:net';
 import type { Store } from '../content/store.js';
 import { DistError } from '../errors.js';
 import type { RegistryClient } from '../remote/client.js';
+import { isRepositoryPath } from '../remote/locator.js';
 import type { Htpasswd } from './htpasswd.js';
-import { Catalog, isRepository } from './catalog.js';
+import { Catalog } from './catalog.js';
 import type { Ctx, ServerState } from './context.js';
 import { RegistryError, sendError } from './errors.js';
 import { Mirror } from './mirror.js';
@@ -190,7 +191,7 @@ async function dispatch(req: IncomingMessage, res: ServerResponse, state: Server
     throw new RegistryError('UNSUPPORTED', `${req.method} is not supported here${readOnly ? ' (read-only: start dist serve with --push)' : ''}`);
   }
   const repository = captures[1] ?? '';
-  if (captures[1] !== undefined && !isRepository(repository)) {
+  if (captures[1] !== undefined && !isRepositoryPath(repository)) {
     req.resume();
     throw new RegistryError('NAME_INVALID', `invalid repository name ${JSON.stringify(repository.slice(0, 140))}`);
   }

@@ -6,7 +6,8 @@ import { openWriter, putBlob, readStatus, syncBlobDirs, type Writer } from '../c
 import type { Store } from '../content/store.js';
 import { checkName, updateIndex } from '../image/names.js';
 import { isIndex, MAX_MANIFEST_BYTES, REF_NAME, type Descriptor } from '../image/mediatypes.js';
-import { isTagName, manifestType, servedAs } from './catalog.js';
+import { isTag } from '../remote/locator.js';
+import { manifestType, servedAs } from './catalog.js';
 import { sendEmpty, type Ctx } from './context.js';
 import { RegistryError } from './errors.js';
 import { pathDigest } from './read.js';
@@ -212,7 +213,7 @@ export class Uploads {
   async putManifest(ctx: Ctx): Promise<void> {
     const byDigest = ctx.ref.includes(':');
     const tags = byDigest ? ctx.query.getAll('tag') : [ctx.ref];
-    for (const t of tags) if (!isTagName(t)) throw new RegistryError('MANIFEST_INVALID', `invalid tag ${JSON.stringify(t.slice(0, 140))}`);
+    for (const t of tags) if (!isTag(t)) throw new RegistryError('MANIFEST_INVALID', `invalid tag ${JSON.stringify(t.slice(0, 140))}`);
     const bytes = await readBounded(ctx.req, MAX_MANIFEST_BYTES);
     const digest = byDigest ? pathDigest(ctx.ref) : digestOf(bytes);
     if (byDigest && digestOf(bytes, digest.startsWith('sha512:') ? 'sha512' : 'sha256') !== digest) {
