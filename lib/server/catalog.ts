@@ -1,7 +1,7 @@
 import { statSync } from 'node:fs';
 import type { Store } from '../content/store.js';
 import { isDistError } from '../errors.js';
-import { isIndex, MAX_MANIFEST_BYTES, MT, REF_NAME, type Descriptor } from '../image/mediatypes.js';
+import { isIndex, MAX_MANIFEST_BYTES, REF_NAME, type Descriptor } from '../image/mediatypes.js';
 import { readIndex, readJsonBlob } from '../image/walk.js';
 import { isRepositoryPath, isTag } from '../remote/locator.js';
 
@@ -110,11 +110,4 @@ export class Catalog {
     for (const d of this.entries) await visit(d);
     return out.sort((a, b) => (a.digest < b.digest ? -1 : 1));
   }
-}
-
-/** The media type a manifest or index is served with: its own `mediaType`, else what its shape says. */
-export function manifestType(doc: any, fallback?: string): string {
-  if (typeof doc?.mediaType === 'string') return doc.mediaType;
-  if (fallback) return fallback;
-  return Array.isArray(doc?.manifests) ? MT.ociIndex : MT.ociManifest;
 }

@@ -2,10 +2,9 @@ import { closeSync, fstatSync, openSync, read } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import { parseDigest } from '../digest.js';
 import { DistError, isDistError, sysCode } from '../errors.js';
-import { MT } from '../image/mediatypes.js';
+import { manifestMediaType, MT } from '../image/mediatypes.js';
 import { readManifestBytes } from '../image/walk.js';
 import { isTag } from '../remote/locator.js';
-import { manifestType } from './catalog.js';
 import { sendJson, type Ctx } from './context.js';
 import { RegistryError } from './errors.js';
 
@@ -46,7 +45,7 @@ export async function getManifest(ctx: Ctx): Promise<void> {
   const bytes = readManifest(ctx, digest);
   let mediaType = fallbackType ?? MT.ociManifest;
   try {
-    mediaType = manifestType(JSON.parse(bytes.toString('utf8')), fallbackType);
+    mediaType = manifestMediaType(JSON.parse(bytes.toString('utf8')), fallbackType);
   } catch {
     throw new RegistryError('MANIFEST_UNKNOWN', `${digest}: not a manifest`);
   }

@@ -5,9 +5,9 @@ import { crypto } from '../lazy.js';
 import { openWriter, putBlob, readStatus, syncBlobDirs, type Writer } from '../content/writer.js';
 import type { Store } from '../content/store.js';
 import { checkName, updateIndex } from '../image/names.js';
-import { isIndex, MAX_MANIFEST_BYTES, REF_NAME, type Descriptor } from '../image/mediatypes.js';
+import { isIndex, manifestMediaType, MAX_MANIFEST_BYTES, REF_NAME, type Descriptor } from '../image/mediatypes.js';
 import { isTag } from '../remote/locator.js';
-import { manifestType, servedAs } from './catalog.js';
+import { servedAs } from './catalog.js';
 import { sendEmpty, type Ctx } from './context.js';
 import { RegistryError } from './errors.js';
 import { pathDigest } from './read.js';
@@ -227,7 +227,7 @@ export class Uploads {
     }
     if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new RegistryError('MANIFEST_INVALID', 'the manifest is not a JSON object');
     const contentType = ctx.req.headers['content-type']?.split(';')[0]?.trim();
-    const mediaType = manifestType(doc, contentType);
+    const mediaType = manifestMediaType(doc, contentType);
     if (typeof doc.mediaType === 'string' && contentType && contentType !== doc.mediaType) {
       throw new RegistryError('MANIFEST_INVALID', `Content-Type ${contentType} is not the manifest's mediaType ${doc.mediaType}`);
     }
