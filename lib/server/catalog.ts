@@ -26,11 +26,10 @@ export function servedAs(name: string): { repository: string; tag: string } | un
   return isRepositoryPath(rest) && isTag(tag) ? { repository: rest, tag } : undefined;
 }
 
-/** One served tag: the repository, the tag, the store name it comes from and its descriptor. */
-export interface Tagged {
+/** One served tag: the repository, the tag and its descriptor. */
+interface Tagged {
   repository: string;
   tag: string;
-  name: string;
   descriptor: Descriptor;
 }
 
@@ -55,7 +54,7 @@ export class Catalog {
     for (const d of index.manifests) {
       const name = d.annotations?.[REF_NAME];
       const served = name !== undefined ? servedAs(name) : undefined;
-      if (served) tags.push({ ...served, name: name!, descriptor: d });
+      if (served) tags.push({ ...served, descriptor: d });
     }
     this.tags = tags;
     this.entries = index.manifests;
