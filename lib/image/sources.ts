@@ -38,7 +38,7 @@ export function recordSources(store: Store, host: string, repository: string, di
 }
 
 /** The `host/repo` entries recorded for a blob (none when nothing was recorded). */
-export function sourcesOf(store: Store, digest: string): string[] {
+function sourcesOf(store: Store, digest: string): string[] {
   try {
     return readFileSync(sourcePath(store, digest), 'utf8').split('\n').filter(Boolean);
   } catch (err) {

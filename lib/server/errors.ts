@@ -8,7 +8,7 @@ import { sendJson } from './context.js';
  * upstream failed; NOT_FOUND answers a path no route matches). One table: a handler names a
  * code, never a status.
  */
-export const ERROR_STATUS = {
+const ERROR_STATUS = {
   BLOB_UNKNOWN: 404,
   BLOB_UPLOAD_INVALID: 400,
   BLOB_UPLOAD_UNKNOWN: 404,
@@ -54,7 +54,7 @@ export class RegistryError extends Error {
  * digests as DIGEST_INVALID, an upstream that failed as UNAVAILABLE. Anything else is a bug or
  * a failing disk: 500 with its message (never a stack).
  */
-export function toRegistryError(err: unknown): RegistryError | { status: 500; code: 'UNKNOWN'; message: string; headers: Record<string, string>; detail?: unknown } {
+function toRegistryError(err: unknown): RegistryError | { status: 500; code: 'UNKNOWN'; message: string; headers: Record<string, string>; detail?: unknown } {
   if (err instanceof RegistryError) return err;
   if (isDistError(err, 'EINVAL') && /digest/.test(err.message)) return new RegistryError('DIGEST_INVALID', err.message);
   if (isDistError(err, 'EREMOTE') || isDistError(err, 'EINTEGRITY') || isDistError(err, 'EBADSIZE')) return new RegistryError('UNAVAILABLE', err.message);

@@ -75,7 +75,7 @@ function readManifest(ctx: Ctx, digest: string): Buffer {
 }
 
 /** A byte range of a blob of `size` bytes: undefined for the whole blob. */
-export interface ByteRange {
+interface ByteRange {
   start: number;
   end: number;
 }
@@ -85,7 +85,7 @@ export interface ByteRange {
  * Headers that are not a single byte range are ignored (the whole blob is sent, as the RFC
  * allows); a range that starts past the end is unsatisfiable: RANGE_INVALID (416).
  */
-export function parseRange(header: string | undefined, size: number): ByteRange | undefined {
+function parseRange(header: string | undefined, size: number): ByteRange | undefined {
   if (!header) return undefined;
   const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
   if (!m || (m[1] === '' && m[2] === '')) return undefined;

@@ -154,7 +154,7 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
 }
 
 /** `host:port`, `[v6]:port` or `:port` (all interfaces). Errors: EINVAL. */
-export function splitAddr(addr: string): [string | undefined, number] {
+function splitAddr(addr: string): [string | undefined, number] {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(addr);
   if (!m || Number(m[3]) > 65535) throw new DistError('EINVAL', `invalid listen address ${JSON.stringify(addr)}: expected HOST:PORT`);
   return [m[1] ?? (m[2] || undefined), Number(m[3])];
