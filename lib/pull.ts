@@ -95,13 +95,12 @@ export async function pull(store: Store, client: RegistryClient, ref: ImageRef, 
   }
   let fetched = 0;
   let existing = 0;
-  let blobs = 0;
   const limit = pLimit(Math.max(1, opts.concurrency));
   try {
     const { top, bytes: topBytes } = await asked;
     emit({ event: 'resolved', ref: formatRef(ref), digest: top.digest, mediaType: top.mediaType, size: top.size });
 
-    /** Every digest of the image, for recordSources. */
+    /** Every digest of the image, for recordSources and the done event's count. */
     const pulled: string[] = [];
     /** Digests committed by putBlob, whose directory entries are synced before naming. */
     const put: string[] = [];
@@ -109,7 +108,6 @@ export async function pull(store: Store, client: RegistryClient, ref: ImageRef, 
 
     /** Counts a blob; true (and reported) when the store has it already. */
     const present = async (desc: Descriptor, kind: BlobKind): Promise<boolean> => {
-      blobs++;
       pulled.push(desc.digest);
       if (!(await store.has(desc.digest))) return false;
       existing++;
@@ -218,7 +216,7 @@ export async function pull(store: Store, client: RegistryClient, ref: ImageRef, 
     // Where the blobs came from, so that a push to the same registry can mount them.
     recordSources(store, ref.host, ref.repository, pulled);
     await setName(store, name, named);
-    emit({ event: 'done', name, digest: named.digest, blobs, fetched, existing });
+    emit({ event: 'done', name, digest: named.digest, blobs: pulled.length, fetched, existing });
     return { name, descriptor: named, fetched };
   } finally {
     await lease.end();

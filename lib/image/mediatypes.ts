@@ -19,6 +19,17 @@ export function isManifest(mediaType: string | undefined): boolean {
   return mediaType === MT.ociManifest || mediaType === MT.dockerManifest;
 }
 
+/**
+ * The media type of a parsed manifest or index: its own `mediaType`, else `fallback` (what
+ * the bytes came labelled with), else what its shape says (`manifests`: an index), since
+ * the field is optional in OCI documents.
+ */
+export function manifestMediaType(doc: any, fallback?: string): string {
+  if (typeof doc?.mediaType === 'string') return doc.mediaType;
+  if (fallback) return fallback;
+  return Array.isArray(doc?.manifests) ? MT.ociIndex : MT.ociManifest;
+}
+
 /** Manifests and indexes are refused above this size, as containerd does (4 MiB). */
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 

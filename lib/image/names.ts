@@ -2,7 +2,7 @@ import { stat } from '../fsp.js';
 import { withStoreLock } from '../content/lease.js';
 import { writeFileAtomic, type Store } from '../content/store.js';
 import { DistError } from '../errors.js';
-import { MT, REF_NAME, type Descriptor } from './mediatypes.js';
+import { manifestMediaType, REF_NAME, type Descriptor } from './mediatypes.js';
 import { readIndex, readJsonBlob } from './walk.js';
 
 /** An image name in index.json and the descriptor it points at. */
@@ -75,6 +75,5 @@ export async function findImage(store: Store, nameOrDigest: string): Promise<Nam
 export async function localDescriptor(store: Store, digest: string): Promise<Descriptor> {
   const doc = await readJsonBlob(store, digest);
   const { size } = await stat(store.blobPath(digest));
-  const mediaType = typeof doc.mediaType === 'string' ? doc.mediaType : Array.isArray(doc.manifests) ? MT.ociIndex : MT.ociManifest;
-  return { mediaType, digest, size };
+  return { mediaType: manifestMediaType(doc), digest, size };
 }

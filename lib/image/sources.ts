@@ -1,7 +1,8 @@
-import { appendFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parseDigest } from '../digest.js';
 import { sysCode } from '../errors.js';
+import { mkdirp } from '../fsp.js';
 import type { Store } from '../content/store.js';
 
 /**
@@ -22,16 +23,22 @@ function sourcePath(store: Store, digest: string): string {
 /** Records that `host/repository` holds each of `digests` (already recorded ones are skipped). */
 export function recordSources(store: Store, host: string, repository: string, digests: Iterable<string>): void {
   const line = `${host}/${repository}`;
+  // One directory per digest algorithm: made once, not once per blob.
+  const made = new Set<string>();
   for (const digest of new Set(digests)) {
     if (sourcesOf(store, digest).includes(line)) continue;
     const path = sourcePath(store, digest);
-    mkdirSync(dirname(path), { recursive: true });
+    const dir = dirname(path);
+    if (!made.has(dir)) {
+      mkdirp(dir);
+      made.add(dir);
+    }
     appendFileSync(path, `${line}\n`);
   }
 }
 
 /** The `host/repo` entries recorded for a blob (none when nothing was recorded). */
-export function sourcesOf(store: Store, digest: string): string[] {
+function sourcesOf(store: Store, digest: string): string[] {
   try {
     return readFileSync(sourcePath(store, digest), 'utf8').split('\n').filter(Boolean);
   } catch (err) {

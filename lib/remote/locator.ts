@@ -60,7 +60,7 @@ export function parseLocator(text: string, opts: LocatorOptions = {}): Locator {
   if (!HOST.test(host)) throw new DistError('EINVAL', `invalid registry host ${JSON.stringify(host)} in ${JSON.stringify(text)}`);
   if (host === 'index.docker.io' || host === 'registry-1.docker.io') host = 'docker.io';
   if (host === 'docker.io' && path && !path.includes('/')) path = `library/${path}`;
-  if (!path || !path.split('/').every((c) => COMPONENT.test(c)) || path.length > 255) {
+  if (!isRepositoryPath(path)) {
     throw new DistError('EINVAL', `invalid repository ${JSON.stringify(path)} in ${JSON.stringify(text)}: lowercase letters, digits and separators only`);
   }
   return {
@@ -96,9 +96,18 @@ export function parseImageRef(text: string, opts: LocatorOptions = {}): ImageRef
   return { ...loc, tag, digest };
 }
 
-/** Checks a fetch object: a tag or a digest. */
+/** A tag as image references and the distribution spec allow it (at most 128 characters). */
 export function isTag(text: string): boolean {
   return TAG.test(text);
+}
+
+/**
+ * A repository path (`library/redis`) as the distribution spec's `<name>` allows it:
+ * `/`-separated components of lowercase letters, digits and separators, at most 255
+ * characters. The one rule for a reference's path and for a path `dist serve` is asked for.
+ */
+export function isRepositoryPath(path: string): boolean {
+  return path.length <= 255 && path.split('/').every((c) => COMPONENT.test(c));
 }
 
 /** The canonical text of a reference: `host/repo:tag@digest`. */

@@ -1,20 +1,9 @@
 import { statSync } from 'node:fs';
 import type { Store } from '../content/store.js';
 import { isDistError } from '../errors.js';
-import { isIndex, MAX_MANIFEST_BYTES, MT, REF_NAME, type Descriptor } from '../image/mediatypes.js';
+import { isIndex, MAX_MANIFEST_BYTES, REF_NAME, type Descriptor } from '../image/mediatypes.js';
 import { readIndex, readJsonBlob } from '../image/walk.js';
-
-/** A repository path as the distribution spec allows it (`<name>` in its grammar), at most 255 characters. */
-const REPO = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/;
-const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
-
-export function isRepository(name: string): boolean {
-  return name.length <= 255 && REPO.test(name);
-}
-
-export function isTagName(tag: string): boolean {
-  return TAG.test(tag);
-}
+import { isRepositoryPath, isTag } from '../remote/locator.js';
 
 /**
  * How a store name is served: `HOST/REPO:TAG` and `REPO:TAG` as repository REPO, tag TAG; a
@@ -34,14 +23,13 @@ export function servedAs(name: string): { repository: string; tag: string } | un
   const slash = rest.indexOf('/');
   const first = slash < 0 ? '' : rest.slice(0, slash);
   if (first && (first.includes('.') || first.includes(':') || first === 'localhost')) rest = rest.slice(slash + 1);
-  return isRepository(rest) && isTagName(tag) ? { repository: rest, tag } : undefined;
+  return isRepositoryPath(rest) && isTag(tag) ? { repository: rest, tag } : undefined;
 }
 
-/** One served tag: the repository, the tag, the store name it comes from and its descriptor. */
-export interface Tagged {
+/** One served tag: the repository, the tag and its descriptor. */
+interface Tagged {
   repository: string;
   tag: string;
-  name: string;
   descriptor: Descriptor;
 }
 
@@ -66,7 +54,7 @@ export class Catalog {
     for (const d of index.manifests) {
       const name = d.annotations?.[REF_NAME];
       const served = name !== undefined ? servedAs(name) : undefined;
-      if (served) tags.push({ ...served, name: name!, descriptor: d });
+      if (served) tags.push({ ...served, descriptor: d });
     }
     this.tags = tags;
     this.entries = index.manifests;
@@ -121,11 +109,4 @@ export class Catalog {
     for (const d of this.entries) await visit(d);
     return out.sort((a, b) => (a.digest < b.digest ? -1 : 1));
   }
-}
-
-/** The media type a manifest or index is served with: its own `mediaType`, else what its shape says. */
-export function manifestType(doc: any, fallback?: string): string {
-  if (typeof doc?.mediaType === 'string') return doc.mediaType;
-  if (fallback) return fallback;
-  return Array.isArray(doc?.manifests) ? MT.ociIndex : MT.ociManifest;
 }

@@ -1,12 +1,14 @@
 import type { ServerResponse } from 'node:http';
 import { isDistError } from '../errors.js';
+import { sendJson } from './context.js';
 
 /**
  * The distribution spec's error codes and the HTTP status each is answered with (distribution's
  * `registry/api/errcode/register.go`; UNAVAILABLE is distribution's too, for a mirror whose
- * upstream failed). One table: a handler names a code, never a status.
+ * upstream failed; NOT_FOUND answers a path no route matches). One table: a handler names a
+ * code, never a status.
  */
-export const ERROR_STATUS = {
+const ERROR_STATUS = {
   BLOB_UNKNOWN: 404,
   BLOB_UPLOAD_INVALID: 400,
   BLOB_UPLOAD_UNKNOWN: 404,
@@ -16,6 +18,7 @@ export const ERROR_STATUS = {
   MANIFEST_UNKNOWN: 404,
   NAME_INVALID: 400,
   NAME_UNKNOWN: 404,
+  NOT_FOUND: 404,
   PAGINATION_NUMBER_INVALID: 400,
   RANGE_INVALID: 416,
   SIZE_INVALID: 400,
@@ -51,7 +54,7 @@ export class RegistryError extends Error {
  * digests as DIGEST_INVALID, an upstream that failed as UNAVAILABLE. Anything else is a bug or
  * a failing disk: 500 with its message (never a stack).
  */
-export function toRegistryError(err: unknown): RegistryError | { status: 500; code: 'UNKNOWN'; message: string; headers: Record<string, string>; detail?: unknown } {
+function toRegistryError(err: unknown): RegistryError | { status: 500; code: 'UNKNOWN'; message: string; headers: Record<string, string>; detail?: unknown } {
   if (err instanceof RegistryError) return err;
   if (isDistError(err, 'EINVAL') && /digest/.test(err.message)) return new RegistryError('DIGEST_INVALID', err.message);
   if (isDistError(err, 'EREMOTE') || isDistError(err, 'EINTEGRITY') || isDistError(err, 'EBADSIZE')) return new RegistryError('UNAVAILABLE', err.message);
@@ -66,7 +69,5 @@ export function sendError(res: ServerResponse, err: unknown, head: boolean): voi
     res.destroy();
     return;
   }
-  const body = Buffer.from(JSON.stringify({ errors: [{ code: e.code, message: e.message, ...(e.detail !== undefined ? { detail: e.detail } : {}) }] }));
-  res.writeHead(e.status, { ...e.headers, 'content-type': 'application/json', 'content-length': String(body.length) });
-  res.end(head ? undefined : body);
+  sendJson({ res, head }, e.status, { errors: [{ code: e.code, message: e.message, ...(e.detail !== undefined ? { detail: e.detail } : {}) }] }, e.headers);
 }

@@ -1,6 +1,5 @@
 import { closeSync, openSync, read } from 'node:fs';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { writeBlob } from '../content/ingest.js';
 import type { Store } from '../content/store.js';
 import { putBlob, syncBlobDirs } from '../content/writer.js';
@@ -151,11 +150,9 @@ class Flight {
     this.done = (async () => {
       const { descriptor, body } = await openBlob(client, loc, digest, { signal });
       this.size = descriptor.size;
-      // openBlob's body is read as a plain stream here (the registry client's internals are
-      // its own); the PassThrough keeps writeBlob from taking it for a lending body.
-      const plain = body.pipe(new PassThrough({ highWaterMark: 1 << 20 }));
-      body.once('error', (err) => plain.destroy(err));
-      const result = await writeBlob(store, () => plain, {
+      // The body lends its chunks to writeBlob, as in dist pull: each is hashed and written to
+      // the ingest file as it arrives, and onWrite then wakes the clients following it.
+      const result = await writeBlob(store, () => body, {
         ref,
         expected: digest,
         size: this.size >= 0 ? this.size : undefined,

@@ -2,9 +2,9 @@ import { closeSync, fstatSync, openSync, read } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import { parseDigest } from '../digest.js';
 import { DistError, isDistError, sysCode } from '../errors.js';
-import { MT } from '../image/mediatypes.js';
+import { manifestMediaType, MT } from '../image/mediatypes.js';
 import { readManifestBytes } from '../image/walk.js';
-import { isTagName, manifestType } from './catalog.js';
+import { isTag } from '../remote/locator.js';
 import { sendJson, type Ctx } from './context.js';
 import { RegistryError } from './errors.js';
 
@@ -35,7 +35,7 @@ export async function getManifest(ctx: Ctx): Promise<void> {
     digest = pathDigest(ctx.ref);
     if (mirror && !(await store.has(digest))) await mirror.manifest(ctx.repository, digest);
   } else {
-    if (!isTagName(ctx.ref)) throw new RegistryError('MANIFEST_UNKNOWN', `invalid tag ${JSON.stringify(ctx.ref.slice(0, 140))}`);
+    if (!isTag(ctx.ref)) throw new RegistryError('MANIFEST_UNKNOWN', `invalid tag ${JSON.stringify(ctx.ref.slice(0, 140))}`);
     let desc = await catalog.lookup(ctx.repository, ctx.ref);
     if (!desc && mirror) desc = await mirror.tag(ctx.repository, ctx.ref);
     if (!desc) throw new RegistryError('MANIFEST_UNKNOWN', `${ctx.repository}:${ctx.ref}: manifest unknown`);
@@ -45,7 +45,7 @@ export async function getManifest(ctx: Ctx): Promise<void> {
   const bytes = readManifest(ctx, digest);
   let mediaType = fallbackType ?? MT.ociManifest;
   try {
-    mediaType = manifestType(JSON.parse(bytes.toString('utf8')), fallbackType);
+    mediaType = manifestMediaType(JSON.parse(bytes.toString('utf8')), fallbackType);
   } catch {
     throw new RegistryError('MANIFEST_UNKNOWN', `${digest}: not a manifest`);
   }
@@ -75,7 +75,7 @@ function readManifest(ctx: Ctx, digest: string): Buffer {
 }
 
 /** A byte range of a blob of `size` bytes: undefined for the whole blob. */
-export interface ByteRange {
+interface ByteRange {
   start: number;
   end: number;
 }
@@ -85,7 +85,7 @@ export interface ByteRange {
  * Headers that are not a single byte range are ignored (the whole blob is sent, as the RFC
  * allows); a range that starts past the end is unsatisfiable: RANGE_INVALID (416).
  */
-export function parseRange(header: string | undefined, size: number): ByteRange | undefined {
+function parseRange(header: string | undefined, size: number): ByteRange | undefined {
   if (!header) return undefined;
   const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
   if (!m || (m[1] === '' && m[2] === '')) return undefined;

@@ -4,9 +4,10 @@ import type { AddressInfo } from 'node:net';
 import type { Store } from '../content/store.js';
 import { DistError } from '../errors.js';
 import type { RegistryClient } from '../remote/client.js';
+import { isRepositoryPath } from '../remote/locator.js';
 import type { Htpasswd } from './htpasswd.js';
-import { Catalog, isRepository } from './catalog.js';
-import { sendJson, type Ctx, type ServerState } from './context.js';
+import { Catalog } from './catalog.js';
+import type { Ctx, ServerState } from './context.js';
 import { RegistryError, sendError } from './errors.js';
 import { Mirror } from './mirror.js';
 import { apiVersion, getBlob, getManifest, listCatalog, listReferrers, listTags } from './read.js';
@@ -153,7 +154,7 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
 }
 
 /** `host:port`, `[v6]:port` or `:port` (all interfaces). Errors: EINVAL. */
-export function splitAddr(addr: string): [string | undefined, number] {
+function splitAddr(addr: string): [string | undefined, number] {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(addr);
   if (!m || Number(m[3]) > 65535) throw new DistError('EINVAL', `invalid listen address ${JSON.stringify(addr)}: expected HOST:PORT`);
   return [m[1] ?? (m[2] || undefined), Number(m[3])];
@@ -179,7 +180,7 @@ async function dispatch(req: IncomingMessage, res: ServerResponse, state: Server
   const i = ROUTES.findIndex((r) => (match = r.path.exec(path)) !== null);
   if (i < 0 || !match) {
     req.resume();
-    return sendJson({ res, head }, 404, { errors: [{ code: 'NOT_FOUND', message: 'no such endpoint' }] });
+    throw new RegistryError('NOT_FOUND', 'no such endpoint');
   }
   const captures = match as RegExpExecArray;
   const route = ROUTES[i]!;
@@ -190,7 +191,7 @@ async function dispatch(req: IncomingMessage, res: ServerResponse, state: Server
     throw new RegistryError('UNSUPPORTED', `${req.method} is not supported here${readOnly ? ' (read-only: start dist serve with --push)' : ''}`);
   }
   const repository = captures[1] ?? '';
-  if (captures[1] !== undefined && !isRepository(repository)) {
+  if (captures[1] !== undefined && !isRepositoryPath(repository)) {
     req.resume();
     throw new RegistryError('NAME_INVALID', `invalid repository name ${JSON.stringify(repository.slice(0, 140))}`);
   }

@@ -5,8 +5,9 @@ import { crypto } from '../lazy.js';
 import { openWriter, putBlob, readStatus, syncBlobDirs, type Writer } from '../content/writer.js';
 import type { Store } from '../content/store.js';
 import { checkName, updateIndex } from '../image/names.js';
-import { isIndex, MAX_MANIFEST_BYTES, REF_NAME, type Descriptor } from '../image/mediatypes.js';
-import { isTagName, manifestType, servedAs } from './catalog.js';
+import { isIndex, manifestMediaType, MAX_MANIFEST_BYTES, REF_NAME, type Descriptor } from '../image/mediatypes.js';
+import { isTag } from '../remote/locator.js';
+import { servedAs } from './catalog.js';
 import { sendEmpty, type Ctx } from './context.js';
 import { RegistryError } from './errors.js';
 import { pathDigest } from './read.js';
@@ -111,7 +112,8 @@ export class Uploads {
   async start(ctx: Ctx): Promise<void> {
     const mount = ctx.query.get('mount');
     if (mount && isDigest(mount) && (await this.store.has(mount))) {
-      drain(ctx.req);
+      // An unwanted body is read and dropped (here and below), so the keep-alive connection stays usable.
+      ctx.req.resume();
       return sendEmpty(ctx, 201, { location: `/v2/${ctx.repository}/blobs/${mount}`, 'docker-content-digest': mount });
     }
     const digest = ctx.query.get('digest');
@@ -123,7 +125,7 @@ export class Uploads {
     if (digest !== null && hasBody(ctx.req)) {
       return this.finish(ctx, id, s, pathDigest(digest));
     }
-    drain(ctx.req);
+    ctx.req.resume();
     this.release(id, s);
     sendEmpty(ctx, 202, this.progress(ctx.repository, id, s.writer));
   }
@@ -212,7 +214,7 @@ export class Uploads {
   async putManifest(ctx: Ctx): Promise<void> {
     const byDigest = ctx.ref.includes(':');
     const tags = byDigest ? ctx.query.getAll('tag') : [ctx.ref];
-    for (const t of tags) if (!isTagName(t)) throw new RegistryError('MANIFEST_INVALID', `invalid tag ${JSON.stringify(t.slice(0, 140))}`);
+    for (const t of tags) if (!isTag(t)) throw new RegistryError('MANIFEST_INVALID', `invalid tag ${JSON.stringify(t.slice(0, 140))}`);
     const bytes = await readBounded(ctx.req, MAX_MANIFEST_BYTES);
     const digest = byDigest ? pathDigest(ctx.ref) : digestOf(bytes);
     if (byDigest && digestOf(bytes, digest.startsWith('sha512:') ? 'sha512' : 'sha256') !== digest) {
@@ -226,7 +228,7 @@ export class Uploads {
     }
     if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new RegistryError('MANIFEST_INVALID', 'the manifest is not a JSON object');
     const contentType = ctx.req.headers['content-type']?.split(';')[0]?.trim();
-    const mediaType = manifestType(doc, contentType);
+    const mediaType = manifestMediaType(doc, contentType);
     if (typeof doc.mediaType === 'string' && contentType && contentType !== doc.mediaType) {
       throw new RegistryError('MANIFEST_INVALID', `Content-Type ${contentType} is not the manifest's mediaType ${doc.mediaType}`);
     }
@@ -265,18 +267,13 @@ function hasBody(req: IncomingMessage): boolean {
   return Number(req.headers['content-length'] ?? 0) > 0 || /chunked/i.test(req.headers['transfer-encoding'] ?? '');
 }
 
-/** Reads and drops an unwanted body, so the keep-alive connection stays usable. */
-function drain(req: IncomingMessage): void {
-  req.resume();
-}
-
 /** A chunk's Content-Range must start where the session stands (416 with the held Range if not). */
 function checkContentRange(ctx: Ctx, writer: Writer): void {
   const header = ctx.req.headers['content-range'];
   if (!header) return;
   const m = /^(?:bytes )?(\d+)-(\d+)(?:\/\d+|\/\*)?$/.exec(header);
   if (!m || Number(m[1]) !== writer.offset) {
-    drain(ctx.req);
+    ctx.req.resume();
     throw new RegistryError('RANGE_INVALID', `Content-Range ${JSON.stringify(header.slice(0, 60))} does not continue the upload at byte ${writer.offset}`, undefined, {
       range: `0-${Math.max(0, writer.offset - 1)}`,
     });
@@ -292,7 +289,7 @@ async function receive(req: IncomingMessage, writer: Writer): Promise<void> {
 /** A small body read whole, refused (413) past `limit` bytes without reading further. */
 async function readBounded(req: IncomingMessage, limit: number): Promise<Buffer> {
   if (Number(req.headers['content-length'] ?? 0) > limit) {
-    drain(req);
+    req.resume();
     throw new RegistryError('TOO_LARGE', `a manifest may have at most ${limit} bytes`);
   }
   const chunks: Buffer[] = [];
