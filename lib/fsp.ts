@@ -2,6 +2,8 @@
 // ~2 ms to load (it pulls in readline, file streams and more: profiled in a 32 KiB dist
 // ingest), which every process that touched the store paid; the callback API is in node:fs,
 // loaded already. Same arguments, results and errors as node:fs/promises.
+// Also the small file-system steps the store, the build cache and login share: mkdir -p,
+// atomic writes of small files, and fsync of a directory.
 import * as fs from 'node:fs';
 import { dirname } from 'node:path';
 
@@ -54,5 +56,40 @@ function existsAsDir(err: unknown, path: string): boolean {
     return fs.statSync(path).isDirectory();
   } catch {
     return false;
+  }
+}
+
+/** A fresh name beside `path` for a file written then renamed or linked into place. */
+export function tempName(path: string): string {
+  return `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
+}
+
+/**
+ * Writes a small file atomically: temp file, fsync, rename, fsync of the directory. Without
+ * the last step a power cut can undo the rename, and index.json would lose a name whose
+ * blobs are durable. The temp file is created with `mode` (before the umask), so a file of
+ * secrets (login's config.json, 0600) is never readable by others, even for a moment; it is
+ * removed again when the write or the rename fails.
+ */
+export async function writeFileAtomic(path: string, text: string, mode = 0o666): Promise<void> {
+  const tmp = tempName(path);
+  try {
+    // 'wx': the name is fresh; a file found there anyway would keep its own mode.
+    await writeFile(tmp, text, { flush: true, mode, flag: 'wx' });
+    await rename(tmp, path);
+  } catch (err) {
+    await unlink(tmp).catch(() => {});
+    throw err;
+  }
+  fsyncDir(dirname(path));
+}
+
+/** fsyncs a directory, making the renames into it durable. */
+export function fsyncDir(path: string): void {
+  const fd = fs.openSync(path, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
   }
 }

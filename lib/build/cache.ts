@@ -1,7 +1,8 @@
 import type { Hash } from 'node:crypto';
 import { closeSync, constants, lstatSync, openSync, readdirSync, readFileSync, readlinkSync, readSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic, type Store } from '../content/store.js';
+import type { Store } from '../content/store.js';
+import { writeFileAtomic } from '../fsp.js';
 import { hasher } from '../digest.js';
 import { mkdirp } from '../fsp.js';
 import { readJsonBlob } from '../image/walk.js';

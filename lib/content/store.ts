@@ -1,6 +1,6 @@
-import { closeSync, fsyncSync, openSync, statSync } from 'node:fs';
-import { link, mkdirp, rename, unlink, writeFile } from '../fsp.js';
-import { dirname, join, resolve } from 'node:path';
+import { statSync } from 'node:fs';
+import { link, mkdirp, tempName, unlink, writeFile } from '../fsp.js';
+import { join, resolve } from 'node:path';
 import { parseDigest, type Digest } from '../digest.js';
 import { sysCode } from '../errors.js';
 import { crypto } from '../lazy.js';
@@ -101,39 +101,5 @@ async function createIfAbsent(path: string, text: string): Promise<void> {
     if (sysCode(err) !== 'EEXIST') throw err;
   } finally {
     await unlink(tmp);
-  }
-}
-
-function tempName(path: string): string {
-  return `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
-}
-
-/**
- * Writes a small file atomically: temp file, fsync, rename, fsync of the directory. Without
- * the last step a power cut can undo the rename, and index.json would lose a name whose
- * blobs are durable. The temp file is created with `mode` (before the umask), so a file of
- * secrets (login's config.json, 0600) is never readable by others, even for a moment; it is
- * removed again when the write or the rename fails.
- */
-export async function writeFileAtomic(path: string, text: string, mode = 0o666): Promise<void> {
-  const tmp = tempName(path);
-  try {
-    // 'wx': the name is fresh; a file found there anyway would keep its own mode.
-    await writeFile(tmp, text, { flush: true, mode, flag: 'wx' });
-    await rename(tmp, path);
-  } catch (err) {
-    await unlink(tmp).catch(() => {});
-    throw err;
-  }
-  fsyncDir(dirname(path));
-}
-
-/** fsyncs a directory, making the renames into it durable. */
-export function fsyncDir(path: string): void {
-  const fd = openSync(path, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
   }
 }

@@ -4,7 +4,8 @@ import type { Hash } from 'node:crypto';
 import { hasher, parseDigest, type Algorithm, type Digest } from '../digest.js';
 import { DistError, isDistError, sysCode } from '../errors.js';
 import { acquire, isLockLive, type Lock } from './lock.js';
-import { fsyncDir, type Store } from './store.js';
+import type { Store } from './store.js';
+import { fsyncDir } from '../fsp.js';
 import { mkdirp } from '../fsp.js';
 
 export interface WriterOptions {

@@ -1,6 +1,7 @@
 import { stat } from '../fsp.js';
 import { withStoreLock } from '../content/lease.js';
-import { writeFileAtomic, type Store } from '../content/store.js';
+import type { Store } from '../content/store.js';
+import { writeFileAtomic } from '../fsp.js';
 import { DistError } from '../errors.js';
 import { manifestMediaType, REF_NAME, type Descriptor } from './mediatypes.js';
 import { readIndex, readJsonBlob } from './walk.js';

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { writeFileAtomic } from '../content/store.js';
+import { writeFileAtomic } from '../fsp.js';
 import { DistError } from '../errors.js';
 import { mkdirp } from '../fsp.js';
 import { statusError, type RegistryClient } from './client.js';
